@@ -1,0 +1,48 @@
+# Two entry points for a fresh clone: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Debian packages the test tiers use: keepalived (real VRRP peer, sample configs, bench anchor),
+# ipvsadm (listing reference), iproute2 (namespaces), tcpdump/tshark (wire checks), tmux (TUI end-to-end).
+DEB_PACKAGES := keepalived ipvsadm iproute2 tmux
+
+.PHONY: demo test venv deps-system lint typecheck unit bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# As root, install the Debian packages the tiers need (only those missing, so a warm machine pays nothing).
+deps-system:
+	@if [ "$$(id -u)" = 0 ]; then \
+	  missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  fi; \
+	else echo "not root: skipping Debian packages ($(DEB_PACKAGES)); tiers needing them will skip"; fi
+
+lint: venv
+	$(VENV)/bin/ruff check lvsconsole tests bench
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(PY) -m pytest tests/unit -q
+
+test: deps-system venv lint
+	$(PY) -m pytest -q
+
+demo: venv
+	$(VENV)/bin/lvsconsole demo
+
+bench: venv
+	$(PY) bench/config_parse.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

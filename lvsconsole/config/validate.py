@@ -1,0 +1,360 @@
+"""Semantic rules over a built Config: references, conflicts, and the traps keepalived lets through.
+
+Each rule appends Diagnostics located at the keyword that causes the problem. Structural and value
+errors are the builder's; what is here needs the whole config (or the host) to decide.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat
+from collections.abc import Iterator
+from ipaddress import IPv4Address, IPv6Address
+
+from lvsconsole.config import model as m
+from lvsconsole.config.diagnostics import Diagnostic, Location, error, warning
+
+
+class Validator:
+    def __init__(self, config: m.Config, *, strict: bool = False, check_host: bool = True) -> None:
+        self.config = config
+        self.strict = strict
+        self.check_host = check_host
+        self.out: list[Diagnostic] = []
+        self._local_cache: dict[str, bool] = {}
+
+    def err(self, message: str, loc: Location | None) -> None:
+        self.out.append(error(message, loc))
+
+    def warn(self, message: str, loc: Location | None) -> None:
+        self.out.append(warning(message, loc))
+
+    def run(self) -> list[Diagnostic]:
+        self.unique_names()
+        self.instances()
+        self.sync_groups()
+        self.tracking_references()
+        self.sync_daemon()
+        self.virtual_servers()
+        self.scripts()
+        return self.out
+
+    # ------------------------------------------------------------------------------ names
+
+    def unique_names(self) -> None:
+        c = self.config
+        for kind, objects in (
+            ("vrrp_instance", c.instances),
+            ("vrrp_sync_group", c.sync_groups),
+            ("vrrp_script", c.vrrp_scripts),
+            ("track_file", c.track_files),
+            ("virtual_server_group", c.virtual_server_groups),
+        ):
+            seen: dict[str, Location | None] = {}
+            for obj in objects:
+                name = obj.name
+                loc = obj.locs.get("name")
+                if name in seen:
+                    first = seen[name]
+                    where = f" (first at line {first.line})" if first else ""
+                    self.err(f"duplicate {kind} '{name}'{where}", loc)
+                else:
+                    seen[name] = loc
+        seen_vs: dict[str, Location | None] = {}
+        for vs in c.virtual_servers:
+            key = vs.key
+            loc = vs.locs.get("key")
+            if key in seen_vs:
+                first = seen_vs[key]
+                where = f" (first at line {first.line})" if first else ""
+                self.err(f"duplicate virtual_server {key}{where}", loc)
+            else:
+                seen_vs[key] = loc
+
+    # ------------------------------------------------------------------------------ VRRP
+
+    def instances(self) -> None:
+        c = self.config
+        by_vrid: dict[tuple[str | None, int, int], m.VrrpInstance] = {}
+        for inst in c.instances:
+            loc = inst.locs.get("name")
+            interface = inst.interface or c.global_defs.default_interface
+            if interface is None:
+                self.err(f"({inst.name}) has no interface (and global_defs has no default_interface)", loc)
+            families = {vip.address.version for vip in inst.virtual_ipaddress}
+            family = families.pop() if len(families) == 1 else 4
+            if len({vip.address.version for vip in inst.virtual_ipaddress}) > 1:
+                self.err(f"({inst.name}) mixes IPv4 and IPv6 in virtual_ipaddress; "
+                         "put the other family in virtual_ipaddress_excluded", inst.locs.get("virtual_ipaddress"))
+            if inst.version == 2 and family == 6:
+                self.err(f"({inst.name}) VRRP version 2 does not support IPv6; use version 3",
+                         inst.locs.get("version") or inst.locs.get("virtual_ipaddress"))
+            key = (interface, family, inst.virtual_router_id)
+            if inst.virtual_router_id and key in by_vrid:
+                other = by_vrid[key]
+                self.err(
+                    f"({inst.name}) virtual_router_id {inst.virtual_router_id} is already used by "
+                    f"({other.name}) on {interface}",
+                    inst.locs.get("virtual_router_id"),
+                )
+            else:
+                by_vrid[key] = inst
+            if not inst.virtual_ipaddress:
+                self.warn(f"({inst.name}) has no virtual_ipaddress", loc)
+            adv = inst.advert_int
+            if inst.version == 2:
+                if adv < 1:
+                    self.err(f"({inst.name}) advert_int {adv:g} is below 1 s, which VRRPv2 cannot carry; "
+                             "use version 3", inst.locs.get("advert_int"))
+                elif adv != int(adv):
+                    self.warn(f"({inst.name}) advert_int {adv:g} is rounded to {round(adv)} s for VRRPv2",
+                              inst.locs.get("advert_int"))
+            elif adv > 40.95:
+                self.err(f"({inst.name}) advert_int {adv:g} exceeds VRRPv3's maximum of 40.95 s",
+                         inst.locs.get("advert_int"))
+            auth = inst.authentication
+            if auth is not None:
+                if inst.version == 3:
+                    self.warn(f"({inst.name}) authentication is not part of VRRPv3 and is ignored",
+                              inst.locs.get("authentication"))
+                elif auth.auth_type == "AH":
+                    self.warn(f"({inst.name}) auth_type AH is not supported by lvsconsole; adverts will be "
+                              "sent without authentication", inst.locs.get("authentication"))
+            if inst.unicast_peer:
+                if inst.unicast_src_ip is None and interface is None:
+                    self.err(f"({inst.name}) unicast_peer needs unicast_src_ip or an interface to take the "
+                             "source address from", inst.locs.get("unicast_peer"))
+                for peer in inst.unicast_peer:
+                    if peer.address.version != family:
+                        self.err(f"({inst.name}) unicast peer {peer.address} is not of the instance's address "
+                                 "family", peer.locs.get("address"))
+                if inst.unicast_src_ip is not None and inst.unicast_src_ip.version != family:
+                    self.err(f"({inst.name}) unicast_src_ip {inst.unicast_src_ip} is not of the instance's "
+                             "address family", inst.locs.get("unicast_src_ip"))
+            elif "unicast_peer" in inst.locs:
+                self.err(f"({inst.name}) unicast_peer is empty: keepalived would silently fall back to "
+                         "multicast", inst.locs.get("unicast_peer"))
+            if inst.priority == 255 and inst.state == "BACKUP" and "state" in inst.locs:
+                self.warn(f"({inst.name}) priority 255 makes it the address owner; state BACKUP is ignored",
+                          inst.locs.get("state"))
+            if self.check_host and interface is not None and not _interface_exists(interface):
+                self.warn(f"({inst.name}) interface {interface} does not exist on this host",
+                          inst.locs.get("interface"))
+            if self.check_host:
+                for tracked in inst.track_interface:
+                    if not _interface_exists(tracked.name):
+                        self.warn(f"({inst.name}) tracked interface {tracked.name} does not exist on this host",
+                                  tracked.locs.get("name"))
+
+    def sync_groups(self) -> None:
+        names = {inst.name for inst in self.config.instances}
+        member_of: dict[str, str] = {}
+        for group in self.config.sync_groups:
+            for i, member in enumerate(group.group):
+                loc = group.locs.get(f"group.{i}")
+                if member not in names:
+                    self.err(f"vrrp_sync_group {group.name}: no vrrp_instance named '{member}'", loc)
+                elif member in member_of and member_of[member] != group.name:
+                    self.err(f"vrrp_instance {member} is already in vrrp_sync_group {member_of[member]}", loc)
+                else:
+                    member_of[member] = group.name
+            if len(group.group) == 1:
+                self.warn(f"vrrp_sync_group {group.name} has only one instance; a sync group of one does "
+                          "nothing", group.locs.get("name"))
+            for inst_name in group.group:
+                inst = self.config.instance(inst_name)
+                if inst is None:
+                    continue
+                weighted = [t for t in (*inst.track_script, *inst.track_interface, *inst.track_file) if t.weight]
+                if weighted and not any(k == "sync_group_tracking_weight" for k, _ in group.extra):
+                    self.warn(
+                        f"({inst_name}) is in sync group {group.name}: its weighted tracking is ignored "
+                        "(keepalived sets the weights to 0 unless sync_group_tracking_weight is given)",
+                        weighted[0].locs.get("name"),
+                    )
+
+    def tracking_references(self) -> None:
+        c = self.config
+        scripts = {sc.name for sc in c.vrrp_scripts}
+        files = {tf.name for tf in c.track_files}
+        holders: list[tuple[str, tuple[m.TrackRef, ...], tuple[m.TrackRef, ...]]] = []
+        holders += [(f"({i.name})", i.track_script, i.track_file) for i in c.instances]
+        holders += [(f"vrrp_sync_group {g.name}", g.track_script, g.track_file) for g in c.sync_groups]
+        for owner, track_scripts, track_files in holders:
+            for ref in track_scripts:
+                if ref.name not in scripts:
+                    self.err(f"{owner} track_script: no vrrp_script named '{ref.name}'", ref.locs.get("name"))
+            for ref in track_files:
+                if ref.name not in files:
+                    self.err(f"{owner} track_file: no track_file named '{ref.name}'", ref.locs.get("name"))
+        for vs in c.virtual_servers:
+            for rs in vs.real_servers:
+                for checker in rs.checkers:
+                    if isinstance(checker, m.FileCheck) and checker.track_file and checker.track_file not in files:
+                        self.err(f"FILE_CHECK: no track_file named '{checker.track_file}'",
+                                 checker.locs.get("track_file"))
+
+    def sync_daemon(self) -> None:
+        daemon = self.config.global_defs.lvs_sync_daemon
+        if daemon is None:
+            return
+        loc = self.config.global_defs.locs.get("lvs_sync_daemon")
+        if daemon.instance is not None and self.config.instance(daemon.instance) is None:
+            self.err(f"lvs_sync_daemon: no vrrp_instance named '{daemon.instance}'", loc)
+
+    # ------------------------------------------------------------------------------ LVS
+
+    def virtual_servers(self) -> None:
+        c = self.config
+        groups = {g.name: g for g in c.virtual_server_groups}
+        vips: dict[IPv4Address | IPv6Address, str] = {}
+        for inst in c.instances:
+            for vip in inst.virtual_ipaddress + inst.virtual_ipaddress_excluded:
+                vips[vip.address.ip] = inst.name
+        for group in c.virtual_server_groups:
+            if not group.entries:
+                self.warn(f"virtual_server_group {group.name} has no entries", group.locs.get("name"))
+        for vs in c.virtual_servers:
+            loc = vs.locs.get("key")
+            label = vs.key
+            if vs.group is not None and vs.group not in groups:
+                self.err(f"virtual_server group {vs.group}: no virtual_server_group named '{vs.group}'", loc)
+            if vs.address is not None and vs.port in (None, 0) and vs.persistence_timeout is None:
+                self.err(f"virtual_server {label} has no port: a port-0 service needs persistence_timeout", loc)
+            if vs.persistence_granularity is not None and vs.persistence_timeout is None:
+                self.warn(f"virtual_server {label}: persistence_granularity has no effect without "
+                          "persistence_timeout", vs.locs.get("persistence_granularity"))
+            if "ops" in vs.sched_flags and vs.protocol != "UDP" and vs.fwmark is None:
+                self.warn(f"virtual_server {label}: ops (one-packet scheduling) only applies to UDP",
+                          vs.locs.get("sched_flags"))
+            if vs.persistence_timeout is not None and "ops" in vs.sched_flags:
+                self.warn(f"virtual_server {label}: persistence and ops together pin each packet's client, "
+                          "not its connection", vs.locs.get("persistence_timeout"))
+            if not vs.real_servers and vs.sorry_server is None:
+                self.warn(f"virtual_server {label} has no real_server (keepalived ignores it)", loc)
+            total = sum(rs.weight for rs in vs.real_servers)
+            if vs.real_servers and vs.quorum > total:
+                self.warn(f"virtual_server {label}: quorum {vs.quorum} exceeds the total weight {total}, "
+                          "so quorum can never be reached", vs.locs.get("quorum"))
+            if vs.hysteresis and vs.hysteresis >= vs.quorum:
+                self.warn(f"virtual_server {label}: hysteresis {vs.hysteresis} >= quorum {vs.quorum}",
+                          vs.locs.get("hysteresis"))
+            vs_family = vs.address.version if vs.address is not None else None
+            for rs in vs.real_servers:
+                rs_loc = rs.locs.get("address")
+                method = rs.lvs_method or vs.lvs_method
+                if vs_family is not None and rs.address.version != vs_family and method.kind != "TUN":
+                    self.err(f"real_server {rs.address} is not of the address family of virtual_server {label}; "
+                             "only TUN can mix families", rs_loc)
+                if rs.address in vips:
+                    self.warn(
+                        f"real_server {rs.address} is a VIP of ({vips[rs.address]}): the director would "
+                        "forward to itself (the LVS-DR trap; the VIP belongs on the real servers' lo)",
+                        rs_loc,
+                    )
+                elif self.check_host and self._is_local(rs.address):
+                    self.warn(f"real_server {rs.address} is an address of this director: traffic would be "
+                              "forwarded to the director itself", rs_loc)
+                if rs.lthreshold and rs.uthreshold and rs.lthreshold > rs.uthreshold:
+                    self.err(f"real_server {rs.address}: lthreshold {rs.lthreshold} > uthreshold {rs.uthreshold}",
+                             rs.locs.get("lthreshold"))
+
+    def _is_local(self, address: IPv4Address | IPv6Address) -> bool:
+        """An address is local when the kernel lets us bind to it (no freebind): cheap and exact."""
+        key = str(address)
+        cached = self._local_cache.get(key)
+        if cached is not None:
+            return cached
+        family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+        local = False
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as sock:
+                sock.bind((key, 0))
+                local = True
+        except OSError as exc:
+            local = exc.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT, errno.EINVAL)
+        self._local_cache[key] = local
+        return local
+
+    # ------------------------------------------------------------------------------ scripts
+
+    def scripts(self) -> None:
+        secure = self.config.global_defs.enable_script_security
+        seen: set[str] = set()
+        for owner, script, loc in self._all_scripts():
+            path = script.path
+            if not path.startswith("/") or path in seen:
+                continue
+            seen.add(path)
+            try:
+                st = os.stat(path)
+            except OSError:
+                message = f"{owner}: script {path} does not exist"
+                if secure:
+                    self.err(message + " (enable_script_security disables it)", loc)
+                else:
+                    self.warn(message, loc)
+                continue
+            if not stat.S_ISREG(st.st_mode) or not os.access(path, os.X_OK):
+                self.warn(f"{owner}: script {path} is not an executable file", loc)
+            if secure:
+                for part in _path_and_parents(path):
+                    try:
+                        pst = os.stat(part)
+                    except OSError:
+                        continue
+                    if pst.st_uid != 0 or pst.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                        if pst.st_mode & stat.S_ISVTX and part != path:
+                            continue  # a sticky directory such as /tmp does not let others replace files
+                        self.err(f"{owner}: script {path} is unsafe: {part} is writable by a non-root user "
+                                 "(enable_script_security disables it)", loc)
+                        break
+
+    def _all_scripts(self) -> Iterator[tuple[str, m.Script, Location | None]]:
+        c = self.config
+        for inst in c.instances:
+            for key in ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify"):
+                script = getattr(inst, key)
+                if script is not None:
+                    yield f"({inst.name}) {key}", script, inst.locs.get(key)
+        for group in c.sync_groups:
+            for key in ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify"):
+                script = getattr(group, key)
+                if script is not None:
+                    yield f"vrrp_sync_group {group.name} {key}", script, group.locs.get(key)
+        for sc in c.vrrp_scripts:
+            if sc.script is not None:
+                yield f"vrrp_script {sc.name}", sc.script, sc.locs.get("script")
+        for vs in c.virtual_servers:
+            for key in ("quorum_up", "quorum_down"):
+                script = getattr(vs, key)
+                if script is not None:
+                    yield f"virtual_server {vs.key} {key}", script, vs.locs.get(key)
+            for rs in vs.real_servers:
+                for key in ("notify_up", "notify_down"):
+                    script = getattr(rs, key)
+                    if script is not None:
+                        yield f"real_server {rs.address} {key}", script, rs.locs.get(key)
+                for checker in rs.checkers:
+                    if isinstance(checker, m.MiscCheck) and checker.misc_path is not None:
+                        yield f"real_server {rs.address} MISC_CHECK", checker.misc_path, checker.locs.get("misc_path")
+
+
+def _path_and_parents(path: str) -> Iterator[str]:
+    current = os.path.abspath(path)
+    while True:
+        yield current
+        parent = os.path.dirname(current)
+        if parent == current:
+            return
+        current = parent
+
+
+def _interface_exists(name: str) -> bool:
+    return os.path.exists(f"/sys/class/net/{name}")
+
+
+def validate(config: m.Config, *, strict: bool = False, check_host: bool = True) -> list[Diagnostic]:
+    return Validator(config, strict=strict, check_host=check_host).run()
