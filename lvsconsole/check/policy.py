@@ -1,0 +1,946 @@
+"""Health-check policy, sans-IO: check results and the time go in, IPVS/notify/log actions come out.
+
+This mirrors keepalived 2.x (``check_*.c`` epilogues, ``ipwrapper.c``, the checker fix-ups at the end of
+``check_data.c``), including its log wording:
+
+* **Per checker.** After start-up an UP checker that fails is retried ``retry`` more times, spaced by
+  ``delay_before_retry``; the failure after the last retry marks it DOWN ("TCP_CHECK on service X failed
+  after N retries."), so DOWN comes after ``retry + 1`` consecutive failures and ``retry 0`` means down on
+  the first failure. The very first result is special: keepalived starts each checker with its retry
+  counter exhausted, so a server that is already dead at start-up goes down on its first failure
+  ("... failed."). A DOWN checker comes back UP on its first success; there is no rise count.
+  A DOWN checker that keeps failing still walks through its retries at ``delay_before_retry`` pace
+  (TCP/HTTP/… epilogue); MISC_CHECK does not. The next check is due ``delay_loop`` (or
+  ``delay_before_retry`` while retrying) after the result arrived; MISC_CHECK counts from the start
+  of the script.
+* **alpha**: the checker starts DOWN (the real server is not added) until its first success.
+* **warmup**: the first check of each checker is due ``bootstrap_delay`` plus an offset in
+  ``[0, warmup]`` (``warmup`` defaults to ``delay_loop``; 0 disables). keepalived draws the offset at
+  random; here the offsets follow a golden-ratio sequence from a random origin, so they are just as
+  unpredictable across directors but never bunch up on one director.
+* **Per real server**: alive iff all its checkers are up. A server going down is removed from IPVS, or
+  with ``inhibit_on_failure`` kept at weight 0. ``notify_up`` / ``notify_down`` run on each change.
+* **Per virtual server**: the alive weight is the sum of the (clamped) effective weights of alive real
+  servers. Quorum is gained when it reaches ``quorum + hysteresis`` and lost when it drops below
+  ``quorum - hysteresis`` (or to 0). Losing quorum with a ``sorry_server`` takes every alive real server
+  out of IPVS and puts the sorry server in; gaining quorum reverses that. ``sorry_server_inhibit`` keeps
+  the sorry server in IPVS at weight 0 while it is not needed. ``quorum_up`` / ``quorum_down`` run.
+* **misc_dynamic**: MISC_CHECK exit 0 is up at the configured weight, 1 (or anything else) is down,
+  2..255 is up with weight ``exit - 2``.
+
+Log texts that name a checker-specific outcome ("TCP connection to X failed.") are produced by the
+checker; it writes ``{rs}`` (:data:`RS_TOKEN`) where keepalived prints the real server, and the policy
+substitutes keepalived's ``[ip]:proto:port`` form. keepalived 2.x logs a per-attempt failure only with
+``log_all_failures``; here it is always emitted, at level ``debug`` unless ``log_all_failures`` is set.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple, TypeAlias
+
+__all__ = [
+    "BOOTSTRAP_DELAY",
+    "IPVS_WEIGHT_LIMIT",
+    "RS_TOKEN",
+    "Action",
+    "CheckOutcome",
+    "CheckParams",
+    "CheckPolicy",
+    "CheckerRef",
+    "DestDown",
+    "DestUp",
+    "DestWeight",
+    "LogEvent",
+    "QuorumGained",
+    "QuorumLost",
+    "RealServerParams",
+    "RealServerState",
+    "RsRef",
+    "RunNotify",
+    "SorryServerOff",
+    "SorryServerOn",
+    "VirtualServerParams",
+    "format_trio",
+    "real_weight",
+]
+
+BOOTSTRAP_DELAY = 1.0
+"""keepalived's BOOTSTRAP_DELAY: seconds between start-up and the earliest first check."""
+
+IPVS_WEIGHT_LIMIT = 2**31 - 1
+RS_TOKEN = "{rs}"
+"""Placeholder a checker writes in ``CheckOutcome.detail`` where the real server's name goes."""
+
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+LogLevel: TypeAlias = Literal["debug", "info", "warning"]
+
+
+def real_weight(weight: int) -> int:
+    """The weight IPVS gets for an effective weight (keepalived clamps to 0..INT_MAX)."""
+    return max(0, min(weight, IPVS_WEIGHT_LIMIT))
+
+
+def format_trio(address: str, protocol: str, port: int) -> str:
+    """keepalived's ``inet_sockaddrtotrio``: ``[192.168.2.187]:tcp:80`` (IPv6 alike, in brackets)."""
+    return f"[{address}]:{protocol or 'none'}:{port}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Inputs
+
+
+@dataclass(frozen=True, slots=True)
+class CheckParams:
+    """One checker, with inheritance (VS → RS → checker) and defaults already resolved.
+
+    ``kind`` is the keepalived block name (TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK, …); it names the
+    checker in log lines and selects MISC_CHECK's variant of the retry rules.
+    """
+
+    kind: str = "TCP_CHECK"
+    delay_loop: float = 60.0
+    retry: int = 1
+    delay_before_retry: float = 1.0
+    warmup: float | None = None
+    """Upper bound of the random first-check offset; None = delay_loop (keepalived's default), 0 = none."""
+    connect_timeout: float = 5.0
+    alpha: bool = False
+    log_all_failures: bool = False
+    misc_dynamic: bool = False
+    script: str = ""
+    """MISC_CHECK ``misc_path`` (its first word names the script in log lines)."""
+
+    def __post_init__(self) -> None:
+        if not self.delay_loop > 0:
+            raise ValueError(f"delay_loop must be > 0, not {self.delay_loop!r}")
+        if self.retry < 0:
+            raise ValueError(f"retry must be >= 0, not {self.retry!r}")
+        if self.delay_before_retry < 0:
+            raise ValueError(f"delay_before_retry must be >= 0, not {self.delay_before_retry!r}")
+        if self.warmup is not None and self.warmup < 0:
+            raise ValueError(f"warmup must be >= 0, not {self.warmup!r}")
+
+    @property
+    def effective_warmup(self) -> float:
+        return self.delay_loop if self.warmup is None else self.warmup
+
+
+@dataclass(frozen=True, slots=True)
+class RealServerParams:
+    address: str
+    port: int
+    weight: int = 1
+    inhibit_on_failure: bool = False
+    notify_up: str | None = None
+    notify_down: str | None = None
+    checkers: tuple[CheckParams, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualServerParams:
+    """A virtual server: an address (``address``/``port``/``protocol``), a ``fwmark`` or a ``group``."""
+
+    address: str | None = None
+    port: int = 0
+    protocol: str = "tcp"
+    fwmark: int | None = None
+    group: str | None = None
+    real_servers: tuple[RealServerParams, ...] = ()
+    quorum: int = 1
+    hysteresis: int = 0
+    quorum_up: str | None = None
+    quorum_down: str | None = None
+    sorry_server: str | None = None
+    sorry_server_port: int | None = None
+    """None: the VS port."""
+    sorry_server_weight: int = 1
+    sorry_server_inhibit: bool = False
+    omega: bool = False
+
+    def __post_init__(self) -> None:
+        if self.group is None and self.fwmark is None and self.address is None:
+            raise ValueError("a virtual server needs an address, a fwmark or a group")
+        if self.quorum < 0 or self.hysteresis < 0:
+            raise ValueError("quorum and hysteresis must be >= 0")
+
+    @property
+    def service_protocol(self) -> str:
+        """The protocol keepalived prints for this VS's servers ("none" for a fwmark)."""
+        return "none" if self.fwmark is not None and self.group is None else self.protocol
+
+    @property
+    def key(self) -> str:
+        """keepalived's FMT_VS: ``[ip]:tcp:80``, ``FWM 5`` or ``[group]:80``."""
+        if self.group is not None:
+            return f"[{self.group}]:{self.port}"
+        if self.fwmark is not None:
+            return f"FWM {self.fwmark}"
+        assert self.address is not None
+        return format_trio(self.address, self.protocol, self.port)
+
+    def rs_key(self, rs: RealServerParams) -> str:
+        """keepalived's FMT_RS for a real server of this VS."""
+        return format_trio(rs.address, self.service_protocol, rs.port)
+
+    def ref(self, rs: RealServerParams) -> RsRef:
+        return RsRef(self.key, self.rs_key(rs))
+
+
+class RsRef(NamedTuple):
+    """A real server within a virtual server, by their keepalived names."""
+
+    vs: str
+    rs: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckerRef:
+    """One checker: its real server and its position in ``RealServerParams.checkers``."""
+
+    rs: RsRef
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOutcome:
+    """What one run of a checker found.
+
+    ``detail`` is a log sentence with :data:`RS_TOKEN` for the server ("TCP connection to {rs} failed.").
+    MISC_CHECK fills ``exit_status`` (or ``signal`` / ``timed_out``); the policy then decides up/down
+    and the dynamic weight itself.
+    """
+
+    ok: bool
+    detail: str = ""
+    reason: str = ""
+    """Short machine-ish cause for the UI ("connection refused", "timeout"); not logged by the policy."""
+    exit_status: int | None = None
+    signal: int | None = None
+    timed_out: bool = False
+
+
+# --------------------------------------------------------------------------------------------------
+# Actions
+
+
+@dataclass(frozen=True, slots=True)
+class DestUp:
+    """Put the real server in the VS's IPVS table (add, or edit if present) with ``weight``."""
+
+    vs: str
+    rs: str
+    address: str
+    port: int
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class DestDown:
+    """Take the real server out: ``weight`` None = delete the dest, 0 = keep it at weight 0 (inhibit)."""
+
+    vs: str
+    rs: str
+    address: str
+    port: int
+    weight: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DestWeight:
+    """Edit the weight of a dest that stays in the table (misc_dynamic)."""
+
+    vs: str
+    rs: str
+    address: str
+    port: int
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class SorryServerOn:
+    vs: str
+    rs: str
+    address: str
+    port: int
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class SorryServerOff:
+    """``weight`` None = delete the sorry server's dest, 0 = keep it at weight 0 (sorry_server_inhibit)."""
+
+    vs: str
+    rs: str
+    address: str
+    port: int
+    weight: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class QuorumGained:
+    vs: str
+    quorum: int
+    hysteresis: int
+    threshold: int
+    weight_sum: int
+    init: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QuorumLost:
+    vs: str
+    quorum: int
+    hysteresis: int
+    threshold: int
+    weight_sum: int
+    init: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RealServerState:
+    """A real server's alive state was (re)asserted; keepalived's notify FIFO line ``RS … UP|DOWN``.
+
+    Unlike DestUp/DestDown this is emitted even when IPVS is untouched (sorry server in charge).
+    """
+
+    vs: str
+    rs: str
+    alive: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunNotify:
+    """Run a notify script, as configured (keepalived adds no arguments to checker notifies)."""
+
+    script: str
+    event: Literal["rs_up", "rs_down", "quorum_up", "quorum_down"]
+    vs: str
+    rs: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    message: str
+    level: LogLevel = "info"
+    vs: str | None = None
+    rs: str | None = None
+
+
+Action: TypeAlias = (
+    DestUp
+    | DestDown
+    | DestWeight
+    | SorryServerOn
+    | SorryServerOff
+    | QuorumGained
+    | QuorumLost
+    | RealServerState
+    | RunNotify
+    | LogEvent
+)
+
+
+# --------------------------------------------------------------------------------------------------
+# State
+
+
+@dataclass(slots=True)
+class _Checker:
+    params: CheckParams
+    index: int
+    is_up: bool = True
+    has_run: bool = False
+    retry_it: int = 0
+    last_exit_code: int = 0
+    next_time: float = math.inf
+    last_ok: bool | None = None
+
+
+@dataclass(slots=True)
+class _Rs:
+    params: RealServerParams
+    key: str
+    inhibit: bool
+    effective_weight: int
+    alive: bool = False
+    set: bool = False
+    ipvs_weight: int | None = None
+    num_failed: int = 0
+    checkers: list[_Checker] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Sorry:
+    address: str
+    port: int
+    key: str
+    weight: int
+    inhibit: bool
+    alive: bool = False
+    set: bool = False
+    ipvs_weight: int | None = None
+
+
+@dataclass(slots=True)
+class _Vs:
+    params: VirtualServerParams
+    key: str
+    quorum: int
+    hysteresis: int
+    quorum_up: bool = False
+    rs: dict[str, _Rs] = field(default_factory=dict)
+    sorry: _Sorry | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# Policy
+
+
+class CheckPolicy:
+    """All checkers, real servers and virtual servers of one configuration.
+
+    Call :meth:`start` once, then feed every check result to :meth:`record_result` (or
+    :meth:`record_outcome`) and run each checker again at :meth:`next_check_time`. Every call returns
+    the actions to carry out, in order.
+    """
+
+    def __init__(
+        self,
+        virtual_servers: Iterable[VirtualServerParams],
+        *,
+        rng: random.Random | None = None,
+        bootstrap_delay: float = BOOTSTRAP_DELAY,
+        rs_init_notifies: bool = False,
+    ) -> None:
+        self._rng = rng if rng is not None else random.Random()
+        self._bootstrap_delay = bootstrap_delay
+        self._rs_init_notifies = rs_init_notifies
+        self._vs: dict[str, _Vs] = {}
+        self._setup_log: list[Action] = []
+        self._started = False
+        for vsp in virtual_servers:
+            self._add_vs(vsp)
+
+    # ---- construction ----------------------------------------------------------------------------
+
+    def _add_vs(self, vsp: VirtualServerParams) -> None:
+        key = vsp.key
+        if key in self._vs:
+            raise ValueError(f"duplicate virtual server {key}")
+        vs = _Vs(vsp, key, vsp.quorum, vsp.hysteresis)
+        weight_sum = 0
+        for rsp in vsp.real_servers:
+            rkey = vsp.rs_key(rsp)
+            if rkey in vs.rs:
+                msg = f"VS {key}: real server {rkey} is duplicated - removing second rs"
+                self._setup_log.append(LogEvent(msg, "warning", key))
+                continue
+            rs = _Rs(rsp, rkey, rsp.inhibit_on_failure, rsp.weight)
+            for i, cp in enumerate(rsp.checkers):
+                ch = _Checker(cp, i)
+                if cp.alpha:
+                    self._set_checker_state(rs, ch, False)
+                # "For non alpha mode, one failure is enough initially."
+                ch.retry_it = cp.retry
+                rs.checkers.append(ch)
+            vs.rs[rkey] = rs
+            weight_sum += rsp.weight
+        if vsp.sorry_server is not None:
+            sport = vsp.port if vsp.sorry_server_port is None else vsp.sorry_server_port
+            vs.sorry = _Sorry(
+                vsp.sorry_server,
+                sport,
+                format_trio(vsp.sorry_server, vsp.service_protocol, sport),
+                vsp.sorry_server_weight,
+                vsp.sorry_server_inhibit,
+            )
+        if vs.quorum > weight_sum:
+            self._setup_log.append(
+                LogEvent(
+                    f"Warning - quorum {vs.quorum} for {key} exceeds total weight of real servers "
+                    f"{weight_sum}, reducing quorum to {weight_sum}",
+                    "warning",
+                    key,
+                )
+            )
+            vs.quorum = max(weight_sum, 0)
+        if vs.hysteresis >= vs.quorum and (vs.hysteresis or vs.quorum):
+            new_h = max(vs.quorum - 1, 0)
+            self._setup_log.append(
+                LogEvent(
+                    f"Virtual server {key}: hysteresis {vs.hysteresis} >= quorum {vs.quorum}; "
+                    f"setting hysteresis to {new_h}",
+                    "warning",
+                    key,
+                )
+            )
+            vs.hysteresis = new_h
+        # set_quorum_states(): nothing is alive before start-up.
+        vs.quorum_up = vs.quorum + vs.hysteresis <= 0
+        self._vs[key] = vs
+
+    # ---- queries ---------------------------------------------------------------------------------
+
+    def virtual_servers(self) -> list[str]:
+        return list(self._vs)
+
+    def real_servers(self, vs: str) -> list[RsRef]:
+        return [RsRef(vs, k) for k in self._vs[vs].rs]
+
+    def checker_refs(self) -> list[CheckerRef]:
+        return [
+            CheckerRef(RsRef(v.key, r.key), c.index)
+            for v in self._vs.values()
+            for r in v.rs.values()
+            for c in r.checkers
+        ]
+
+    def checker_params(self, rs: RsRef, checker: int) -> CheckParams:
+        return self._lookup(rs, checker)[2].params
+
+    def next_check_time(self, rs: RsRef, checker: int) -> float:
+        """When this checker should run next (``inf`` before :meth:`start`)."""
+        return self._lookup(rs, checker)[2].next_time
+
+    def checker_up(self, rs: RsRef, checker: int) -> bool:
+        return self._lookup(rs, checker)[2].is_up
+
+    def is_alive(self, rs: RsRef) -> bool:
+        return self._rs(rs)[1].alive
+
+    def effective_weight(self, rs: RsRef) -> int:
+        return self._rs(rs)[1].effective_weight
+
+    def quorum_up(self, vs: str) -> bool:
+        return self._vs[vs].quorum_up
+
+    def quorum(self, vs: str) -> tuple[int, int]:
+        """(quorum, hysteresis) after keepalived's clamping."""
+        v = self._vs[vs]
+        return v.quorum, v.hysteresis
+
+    def weight_sum(self, vs: str) -> int:
+        return self._weight_sum(self._vs[vs])
+
+    def sorry_server_active(self, vs: str) -> bool:
+        s = self._vs[vs].sorry
+        return s is not None and s.alive
+
+    def desired_dests(self, vs: str) -> dict[str, int]:
+        """The dests the actions so far have put in this VS's IPVS table: name → weight."""
+        v = self._vs[vs]
+        out = {r.key: r.ipvs_weight for r in v.rs.values() if r.ipvs_weight is not None}
+        if v.sorry is not None and v.sorry.ipvs_weight is not None:
+            out[v.sorry.key] = v.sorry.ipvs_weight
+        return out
+
+    # ---- lifecycle -------------------------------------------------------------------------------
+
+    def start(self, now: float) -> list[Action]:
+        """Initial IPVS state and first-check times (keepalived's init_services + checker registration)."""
+        if self._started:
+            raise RuntimeError("CheckPolicy.start() called twice")
+        self._started = True
+        acts: list[Action] = list(self._setup_log)
+        self._setup_log.clear()
+        origin = self._rng.random()
+        ordinal = 0
+        for vs in self._vs.values():
+            for rs in vs.rs.values():
+                for ch in rs.checkers:
+                    acts.append(
+                        LogEvent(
+                            f"Activating healthchecker for service {rs.key} for VS {vs.key}",
+                            "info",
+                            vs.key,
+                            rs.key,
+                        )
+                    )
+                    offset = ch.params.effective_warmup * ((origin + ordinal * _GOLDEN) % 1.0)
+                    ch.next_time = now + self._bootstrap_delay + offset
+                    ordinal += 1
+        for vs in self._vs.values():
+            for rs in vs.rs.values():
+                if (rs.num_failed == 0 and not rs.alive) or (rs.inhibit and not rs.set):
+                    acts.append(self._ipvs_add(vs, rs))
+                    if rs.num_failed == 0:
+                        rs.alive = True
+                        if self._rs_init_notifies:
+                            self._rs_notifies(vs, rs, acts)
+            self._update_quorum(vs, True, acts)
+            s = vs.sorry
+            if s is not None and s.inhibit and not s.set:
+                s.set = True
+                s.ipvs_weight = 0
+                acts.append(SorryServerOff(vs.key, s.key, s.address, s.port, 0))
+        return acts
+
+    def shutdown(self, now: float) -> list[Action]:
+        """Remove everything from IPVS; with ``omega`` run notify_down / quorum_down on the way out."""
+        del now
+        acts: list[Action] = []
+        for vs in self._vs.values():
+            s = vs.sorry
+            if s is not None and s.set:
+                s.set = False
+                s.ipvs_weight = None
+                acts.append(SorryServerOff(vs.key, s.key, s.address, s.port, None))
+                s.alive = False
+            for rs in vs.rs.values():
+                inhibited = "(inhibited) " if rs.inhibit and not rs.alive else ""
+                acts.append(
+                    LogEvent(f"Shutting down {inhibited}service {rs.key} from VS {vs.key}", "info", vs.key, rs.key)
+                )
+                if not rs.set:
+                    continue
+                acts.append(self._ipvs_del(vs, rs, force=True))
+                if not rs.alive:
+                    continue
+                rs.alive = False
+                if vs.params.omega:
+                    self._rs_notifies(vs, rs, acts)
+            vs.quorum_up = False
+            if vs.params.omega and vs.params.quorum_down:
+                acts.append(RunNotify(vs.params.quorum_down, "quorum_down", vs.key))
+        for vs in self._vs.values():
+            for rs in vs.rs.values():
+                for ch in rs.checkers:
+                    ch.next_time = math.inf
+        return acts
+
+    # ---- results ---------------------------------------------------------------------------------
+
+    def record_outcome(
+        self, rs: RsRef, checker: int, outcome: CheckOutcome, now: float, *, started: float | None = None
+    ) -> list[Action]:
+        return self.record_result(
+            rs,
+            checker,
+            outcome.ok,
+            now,
+            detail=outcome.detail,
+            exit_status=outcome.exit_status,
+            signal=outcome.signal,
+            timed_out=outcome.timed_out,
+            started=started,
+        )
+
+    def record_result(
+        self,
+        rs: RsRef,
+        checker: int,
+        ok: bool,
+        now: float,
+        *,
+        detail: str = "",
+        exit_status: int | None = None,
+        signal: int | None = None,
+        timed_out: bool = False,
+        started: float | None = None,
+    ) -> list[Action]:
+        """Feed one check result (completed at ``now``; ``started`` matters only to MISC_CHECK)."""
+        if not self._started:
+            raise RuntimeError("CheckPolicy.start() must be called before results are recorded")
+        vs, r, ch = self._lookup(rs, checker)
+        acts: list[Action] = []
+        if ch.params.kind == "MISC_CHECK":
+            if exit_status is None and signal is None and not timed_out:
+                exit_status = 0 if ok else 1
+            self._record_misc(vs, r, ch, now, started, exit_status, signal, timed_out, acts)
+        else:
+            self._record_generic(vs, r, ch, ok, now, detail, acts)
+        return acts
+
+    def _record_generic(
+        self, vs: _Vs, r: _Rs, ch: _Checker, ok: bool, now: float, detail: str, acts: list[Action]
+    ) -> None:
+        p = ch.params
+        text = detail.replace(RS_TOKEN, r.key)
+        ch.last_ok = ok
+        if not ok and ch.is_up and text:
+            acts.append(LogEvent(text, "info" if p.log_all_failures else "debug", vs.key, r.key))
+        if ok or ch.retry_it >= p.retry:
+            delay = p.delay_loop
+            ch.retry_it = 0
+            if ok and (not ch.is_up or not ch.has_run):
+                msg = text or f"{p.kind} on service {r.key} succeeded."
+                acts.append(LogEvent(msg, "info", vs.key, r.key))
+                self._update_checker_state(vs, r, ch, True, acts)
+            elif not ok and (ch.is_up or not ch.has_run):
+                if p.retry and ch.has_run:
+                    msg = f"{p.kind} on service {r.key} failed after {p.retry} retries."
+                else:
+                    msg = f"{p.kind} on service {r.key} failed."
+                acts.append(LogEvent(msg, "info", vs.key, r.key))
+                self._update_checker_state(vs, r, ch, False, acts)
+        else:
+            delay = p.delay_before_retry
+            ch.retry_it += 1
+        ch.has_run = True
+        ch.next_time = now + delay
+
+    def _record_misc(
+        self,
+        vs: _Vs,
+        r: _Rs,
+        ch: _Checker,
+        now: float,
+        started: float | None,
+        exit_status: int | None,
+        signal: int | None,
+        timed_out: bool,
+        acts: list[Action],
+    ) -> None:
+        p = ch.params
+        exit_type: str | None = None
+        success = False
+        reason: str | None = None
+        code = 0
+        message_only = False
+        if exit_status is not None:
+            status = exit_status
+            if status == 0 or (p.misc_dynamic and 2 <= status <= 255):
+                ch.last_ok = True
+                new_weight = status - 2 if status >= 2 else r.params.weight
+                if status != ch.last_exit_code:
+                    self._update_svr_wgt(vs, r, new_weight, True, acts)
+                    ch.last_exit_code = status
+                if not ch.is_up or not ch.has_run:
+                    exit_type = "succeeded"
+                    success = True
+                ch.retry_it = 0
+            else:
+                ch.last_ok = False
+                if ch.is_up or not ch.has_run:
+                    exit_type, reason, code = "failed", "exited with status", status
+                    if ch.retry_it < p.retry:
+                        ch.retry_it += 1
+                        if p.log_all_failures:
+                            message_only = True
+                        else:
+                            exit_type = None
+                    else:
+                        ch.retry_it = 0
+                        ch.last_exit_code = status
+        else:
+            ch.last_ok = False
+            if ch.is_up or not ch.has_run:
+                if timed_out:
+                    exit_type = "timed out"
+                else:
+                    exit_type = "failed"
+                    if signal is not None:
+                        reason, code = "due to signal", signal
+                if ch.retry_it < p.retry:
+                    ch.retry_it += 1
+                    if p.log_all_failures:
+                        message_only = True
+                    else:
+                        exit_type = None
+                else:
+                    ch.retry_it = 0
+        if exit_type is not None:
+            suffix = f" after {p.retry} retries" if not success and p.retry else ""
+            script = p.script.split()[0] if p.script.strip() else ""
+            head = f"Misc check for [{r.key} VS {vs.key}] by [{script}] {exit_type}{suffix}"
+            msg = f"{head} ({reason} {code})." if reason else f"{head}."
+            acts.append(LogEvent(msg, "info", vs.key, r.key))
+            if not message_only:
+                self._update_checker_state(vs, r, ch, success, acts)
+        base = now if started is None else started
+        ch.next_time = max(now, base + (p.delay_before_retry if ch.retry_it else p.delay_loop))
+        ch.has_run = True
+
+    # ---- keepalived's ipwrapper.c ------------------------------------------------------------------
+
+    @staticmethod
+    def _set_checker_state(rs: _Rs, ch: _Checker, up: bool) -> None:
+        if ch.is_up == up:
+            return
+        ch.is_up = up
+        if not up:
+            rs.num_failed += 1
+        elif rs.num_failed:
+            rs.num_failed -= 1
+
+    def _update_checker_state(self, vs: _Vs, rs: _Rs, ch: _Checker, alive: bool, acts: list[Action]) -> None:
+        if ch.is_up == alive:
+            if not ch.has_run:
+                if ch.params.alpha or not alive:
+                    self._rs_notifies(vs, rs, acts)
+                ch.has_run = True
+            return
+        ch.has_run = True
+        if alive:
+            if rs.num_failed <= 1:
+                self._perform_svr_state(vs, rs, True, acts)
+        elif rs.num_failed == 0:
+            self._perform_svr_state(vs, rs, False, acts)
+        self._set_checker_state(rs, ch, alive)
+
+    def _perform_svr_state(self, vs: _Vs, rs: _Rs, alive: bool, acts: list[Action]) -> None:
+        if rs.alive == alive:
+            return
+        if alive:
+            verb = "Enabling" if rs.inhibit else "Adding"
+        else:
+            verb = "Disabling" if rs.inhibit else "Removing"
+        prep = "of" if rs.inhibit else ("to" if alive else "from")
+        acts.append(LogEvent(f"{verb} service {rs.key} {prep} VS {vs.key}", "info", vs.key, rs.key))
+        if self._rs_changes_reach_ipvs(vs):
+            acts.append(self._ipvs_add(vs, rs) if alive else self._ipvs_del(vs, rs))
+        rs.alive = alive
+        self._rs_notifies(vs, rs, acts)
+        self._update_quorum(vs, False, acts)
+
+    @staticmethod
+    def _rs_changes_reach_ipvs(vs: _Vs) -> bool:
+        """Real-server changes go to IPVS unless the sorry server is standing in."""
+        return vs.quorum_up or vs.sorry is None or not vs.sorry.alive
+
+    def _rs_notifies(self, vs: _Vs, rs: _Rs, acts: list[Action]) -> None:
+        acts.append(RealServerState(vs.key, rs.key, rs.alive))
+        script = rs.params.notify_up if rs.alive else rs.params.notify_down
+        if script:
+            acts.append(RunNotify(script, "rs_up" if rs.alive else "rs_down", vs.key, rs.key))
+
+    @staticmethod
+    def _weight_sum(vs: _Vs) -> int:
+        return sum(real_weight(r.effective_weight) for r in vs.rs.values() if r.alive)
+
+    def _update_quorum(self, vs: _Vs, init: bool, acts: list[Action]) -> None:
+        weight_sum = self._weight_sum(vs)
+        threshold = vs.quorum + (-vs.hysteresis if vs.quorum_up else vs.hysteresis)
+        s = vs.sorry
+        if not vs.quorum_up and weight_sum >= threshold:
+            vs.quorum_up = True
+            acts.append(
+                LogEvent(
+                    f"Gained quorum {vs.quorum}+{vs.hysteresis}={threshold} <= {weight_sum} for VS {vs.key}",
+                    "info",
+                    vs.key,
+                )
+            )
+            if s is not None and s.alive:
+                verb = "Disabling" if s.inhibit else "Removing"
+                acts.append(LogEvent(f"{verb} sorry server {s.key} from VS {vs.key}", "info", vs.key))
+                acts.append(self._sorry_del(vs, s))
+                s.alive = False
+                self._perform_quorum_state(vs, True, acts)
+            self._vs_notifies(vs, init, threshold, weight_sum, acts)
+        elif (vs.quorum_up and (weight_sum == 0 or weight_sum < threshold)) or (
+            init and not vs.quorum_up and s is not None and not s.alive
+        ):
+            vs.quorum_up = False
+            what = "Starting with quorum down" if init else "Lost quorum"
+            acts.append(
+                LogEvent(
+                    f"{what} {vs.quorum}-{vs.hysteresis}={threshold} > {weight_sum} for VS {vs.key}",
+                    "info",
+                    vs.key,
+                )
+            )
+            if s is not None and not s.alive:
+                verb = "Enabling" if s.inhibit else "Adding"
+                acts.append(LogEvent(f"{verb} sorry server {s.key} to VS {vs.key}", "info", vs.key))
+                self._perform_quorum_state(vs, False, acts)
+                acts.append(self._sorry_add(vs, s))
+                s.alive = True
+            self._vs_notifies(vs, init, threshold, weight_sum, acts)
+
+    def _perform_quorum_state(self, vs: _Vs, add: bool, acts: list[Action]) -> None:
+        what = "Adding alive servers to" if add else "Removing alive servers from"
+        acts.append(LogEvent(f"{what} the pool for VS {vs.key}", "info", vs.key))
+        for rs in vs.rs.values():
+            if rs.alive:
+                acts.append(self._ipvs_add(vs, rs) if add else self._ipvs_del(vs, rs))
+
+    def _vs_notifies(self, vs: _Vs, init: bool, threshold: int, weight_sum: int, acts: list[Action]) -> None:
+        q, h = vs.quorum, vs.hysteresis
+        if vs.quorum_up:
+            acts.append(QuorumGained(vs.key, q, h, threshold, weight_sum, init))
+            if vs.params.quorum_up:
+                acts.append(RunNotify(vs.params.quorum_up, "quorum_up", vs.key))
+        else:
+            acts.append(QuorumLost(vs.key, q, h, threshold, weight_sum, init))
+            if vs.params.quorum_down:
+                acts.append(RunNotify(vs.params.quorum_down, "quorum_down", vs.key))
+
+    def _update_svr_wgt(self, vs: _Vs, rs: _Rs, weight: int, update_quorum: bool, acts: list[Action]) -> None:
+        new, old = real_weight(weight), real_weight(rs.effective_weight)
+        rs.effective_weight = weight
+        if new == old:
+            return
+        state = "" if rs.alive else "in"
+        acts.append(
+            LogEvent(
+                f"Changing weight from {old} to {new} for {state}active service {rs.key} of VS {vs.key}",
+                "info",
+                vs.key,
+                rs.key,
+            )
+        )
+        if rs.set and rs.alive and self._rs_changes_reach_ipvs(vs):
+            rs.ipvs_weight = new
+            acts.append(DestWeight(vs.key, rs.key, rs.params.address, rs.params.port, new))
+        if update_quorum:
+            self._update_quorum(vs, False, acts)
+
+    # ---- keepalived's ipvs_cmd() for dests: inhibit turns a delete into weight 0 -----------------------
+
+    @staticmethod
+    def _ipvs_add(vs: _Vs, rs: _Rs) -> Action:
+        a = rs.params
+        weight = real_weight(rs.effective_weight)
+        if not rs.set:
+            rs.set = True
+            if rs.inhibit and rs.num_failed:
+                rs.ipvs_weight = 0
+                return DestDown(vs.key, rs.key, a.address, a.port, 0)
+        rs.ipvs_weight = weight
+        return DestUp(vs.key, rs.key, a.address, a.port, weight)
+
+    @staticmethod
+    def _ipvs_del(vs: _Vs, rs: _Rs, *, force: bool = False) -> Action:
+        a = rs.params
+        if rs.inhibit and not force:
+            rs.ipvs_weight = 0
+            return DestDown(vs.key, rs.key, a.address, a.port, 0)
+        rs.set = False
+        rs.ipvs_weight = None
+        return DestDown(vs.key, rs.key, a.address, a.port, None)
+
+    @staticmethod
+    def _sorry_add(vs: _Vs, s: _Sorry) -> Action:
+        s.set = True
+        s.ipvs_weight = real_weight(s.weight)
+        return SorryServerOn(vs.key, s.key, s.address, s.port, s.ipvs_weight)
+
+    @staticmethod
+    def _sorry_del(vs: _Vs, s: _Sorry) -> Action:
+        if s.inhibit:
+            s.ipvs_weight = 0
+            return SorryServerOff(vs.key, s.key, s.address, s.port, 0)
+        s.set = False
+        s.ipvs_weight = None
+        return SorryServerOff(vs.key, s.key, s.address, s.port, None)
+
+    # ---- lookup ------------------------------------------------------------------------------------
+
+    def _rs(self, ref: RsRef) -> tuple[_Vs, _Rs]:
+        try:
+            vs = self._vs[ref.vs]
+            return vs, vs.rs[ref.rs]
+        except KeyError:
+            raise KeyError(f"unknown real server {ref.rs} in VS {ref.vs}") from None
+
+    def _lookup(self, ref: RsRef, checker: int) -> tuple[_Vs, _Rs, _Checker]:
+        vs, rs = self._rs(ref)
+        if not 0 <= checker < len(rs.checkers):
+            raise KeyError(f"real server {ref.rs} in VS {ref.vs} has no checker #{checker}")
+        return vs, rs, rs.checkers[checker]
