@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 # Debian packages the test tiers use: keepalived (real VRRP peer, sample configs, bench anchor),
-# ipvsadm (listing reference), iproute2 (namespaces), tcpdump/tshark (wire checks), tmux (TUI end-to-end).
-DEB_PACKAGES := keepalived ipvsadm iproute2 tmux
+# ipvsadm (listing reference), iproute2 (namespaces), tmux (TUI end-to-end), gcc + libnl-genl-3-dev
+# (the netlink stand-in that lets the real ipvsadm list our tables in tests/unit/test_ipvs_listing.py).
+DEB_PACKAGES := keepalived ipvsadm iproute2 tmux gcc libc6-dev libnl-genl-3-dev
 
 .PHONY: demo test venv deps-system lint typecheck unit bench clean
 

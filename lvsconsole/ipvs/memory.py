@@ -1,0 +1,202 @@
+"""In-process IPVS backend: the kernel's behaviour without the kernel (``--dry-run``, demo, unit tests).
+
+Same semantics as the kernel backend: the same checks and errno values (``TableBuilder``), HASHED set on
+every service read back, ops applied in order up to the first refusal, sync daemons with the kernel's
+defaults filled in, ``set_timeouts`` treating 0 as "unchanged". Counters are whatever the test or demo
+sets (``set_service_stats`` / ``set_dest_stats``); they vanish with their entry, like in the kernel.
+
+Not modelled: the order the kernel *dumps* entries in (hash-bucket order for services, reverse insertion
+for dests). ``read_table`` returns insertion order; ipvsadm sorts anyway.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from types import MappingProxyType
+
+from lvsconsole.ipvs.backend import (
+    ZERO_COUNTERS,
+    ZERO_DEST_COUNTERS,
+    Counters,
+    DestCounters,
+    Info,
+    Stats,
+    SyncDaemon,
+    SyncState,
+    Timeouts,
+)
+from lvsconsole.ipvs.reconcile import Op, apply_op
+from lvsconsole.ipvs.table import (
+    EMPTY,
+    DestKey,
+    IPAddress,
+    IpvsError,
+    ServiceEntry,
+    ServiceKey,
+    SvcFlags,
+    Table,
+    TableBuilder,
+)
+
+# Kernel defaults for a sync daemon started without them (ip_vs_sync.c): IPv4 group 224.0.0.81, port 8848,
+# TTL 1, and a payload size derived from the interface MTU (here 1500 minus IP and UDP headers).
+SYNC_DEFAULT_GROUP = ipaddress.IPv4Address("224.0.0.81")
+SYNC_DEFAULT_PORT = 8848
+SYNC_DEFAULT_TTL = 1
+
+
+class MemoryBackend:
+    """An IPVS table in memory. ``ops_applied`` counts operations that took effect (a flush counts one),
+    ``apply_calls`` counts ``apply`` batches, ``history`` keeps every applied op in order."""
+
+    def __init__(
+        self,
+        table: Table = EMPTY,
+        *,
+        info: Info | None = None,
+        timeouts: Timeouts | None = None,
+    ) -> None:
+        self._table = table
+        self._view: Table | None = None
+        self.info = info or Info()
+        self._timeouts = timeouts or Timeouts()
+        self._svc_stats: dict[ServiceKey, Counters] = {}
+        self._dest_stats: dict[tuple[ServiceKey, DestKey], DestCounters] = {}
+        self._daemons: dict[SyncState, SyncDaemon] = {}
+        self.ops_applied = 0
+        self.apply_calls = 0
+        self.history: list[Op] = []
+        #: Test hook: called before each op; return an IpvsError to make that op fail.
+        self.fail_hook: Callable[[Op], IpvsError | None] | None = None
+        self.closed = False
+
+    # ------------------------------------------------------------------ table
+    @property
+    def table(self) -> Table:
+        """The stored table exactly as applied (without the HASHED bit ``read_table`` adds)."""
+        return self._table
+
+    async def read_info(self) -> Info:
+        return self.info
+
+    async def read_table(self) -> Table:
+        if self._view is None:
+            entries = {
+                key: ServiceEntry(replace(e.service, flags=e.service.flags | SvcFlags.HASHED), e.dests)
+                for key, e in self._table.items()
+            }
+            self._view = Table._wrap(entries)
+        return self._view
+
+    async def apply(self, ops: Sequence[Op]) -> None:
+        self.apply_calls += 1
+        builder = TableBuilder(self._table)
+        applied = 0
+        try:
+            for op in ops:
+                if self.fail_hook is not None:
+                    err = self.fail_hook(op)
+                    if err is not None:
+                        raise err
+                apply_op(builder, op)
+                applied += 1
+                self.ops_applied += 1
+                self.history.append(op)
+        finally:
+            if applied:
+                self._set_table(builder.build())
+
+    async def flush(self) -> None:
+        self.ops_applied += 1
+        self._set_table(EMPTY)
+
+    def _set_table(self, table: Table) -> None:
+        self._table = table
+        self._view = None
+        self._svc_stats = {k: v for k, v in self._svc_stats.items() if k in table}
+        self._dest_stats = {
+            (s, d): v for (s, d), v in self._dest_stats.items() if s in table and d in table[s].dests
+        }
+
+    # ------------------------------------------------------------------ stats
+    def set_service_stats(self, key: ServiceKey, counters: Counters) -> None:
+        if key not in self._table:
+            raise IpvsError(errno.ESRCH, f"No such service ({key})")
+        self._svc_stats[key] = counters
+
+    def set_dest_stats(self, service: ServiceKey, dest: DestKey, counters: DestCounters) -> None:
+        if service not in self._table:
+            raise IpvsError(errno.ESRCH, f"Service not defined ({service})")
+        if dest not in self._table[service].dests:
+            raise IpvsError(errno.ENOENT, f"No such destination ({service} -> {dest})")
+        self._dest_stats[(service, dest)] = counters
+
+    def set_stats(self, stats: Stats) -> None:
+        """Replace all counters (entries not in the table are ignored)."""
+        self._svc_stats = {k: v for k, v in stats.services.items() if k in self._table}
+        self._dest_stats = {
+            (s, d): v
+            for (s, d), v in stats.dests.items()
+            if s in self._table and d in self._table[s].dests
+        }
+
+    async def read_stats(self) -> Stats:
+        services = {key: self._svc_stats.get(key, ZERO_COUNTERS) for key in self._table}
+        dests = {
+            (key, dkey): self._dest_stats.get((key, dkey), ZERO_DEST_COUNTERS)
+            for key, entry in self._table.items()
+            for dkey in entry.dests
+        }
+        return Stats(MappingProxyType(services), MappingProxyType(dests))
+
+    # ------------------------------------------------------------------ timeouts
+    async def read_timeouts(self) -> Timeouts:
+        return self._timeouts
+
+    async def set_timeouts(self, timeouts: Timeouts) -> None:
+        if min(timeouts.tcp, timeouts.tcpfin, timeouts.udp) < 0:
+            raise IpvsError(errno.EINVAL, "Invalid operation: negative timeout")
+        cur = self._timeouts
+        self._timeouts = Timeouts(
+            timeouts.tcp or cur.tcp, timeouts.tcpfin or cur.tcpfin, timeouts.udp or cur.udp
+        )
+
+    # ------------------------------------------------------------------ sync daemons
+    async def start_sync_daemon(
+        self,
+        state: SyncState,
+        ifname: str,
+        syncid: int,
+        *,
+        maxlen: int = 0,
+        group: IPAddress | None = None,
+        port: int = 0,
+        ttl: int = 0,
+    ) -> None:
+        state = SyncState(state)
+        if state in self._daemons:
+            raise IpvsError(errno.EEXIST, "Daemon has already run")
+        if not ifname:
+            raise IpvsError(errno.EINVAL, "Invalid operation: no interface")
+        if group is None:
+            group = SYNC_DEFAULT_GROUP
+        if not maxlen:
+            maxlen = 1500 - (20 if group.version == 4 else 40) - 8
+        self._daemons[state] = SyncDaemon(
+            state, ifname, syncid, maxlen, group, port or SYNC_DEFAULT_PORT, ttl or SYNC_DEFAULT_TTL
+        )
+
+    async def stop_sync_daemon(self, state: SyncState) -> None:
+        state = SyncState(state)
+        if state not in self._daemons:
+            raise IpvsError(errno.ESRCH, "No daemon is running")
+        del self._daemons[state]
+
+    async def read_sync_daemons(self) -> list[SyncDaemon]:
+        return [self._daemons[s] for s in (SyncState.MASTER, SyncState.BACKUP) if s in self._daemons]
+
+    async def close(self) -> None:
+        self.closed = True
