@@ -1,0 +1,212 @@
+"""What operator commands need from the running director, as a Protocol, and the views it returns.
+
+The director (VRRP + checks + IPVS) implements ``DirectorCore``; ``CommandExecutor`` drives it. Views are
+frozen snapshots, cheap to take (the director keeps them up to date from its loop: table reads, stats
+sampling, VRRP state), so ``show`` never waits on I/O. Their ``as_json`` is the documented schema of
+``ctl --json show …``:
+
+``show vs`` → a list of virtual servers, each::
+
+    {"address": "192.168.2.188" | null, "port": 80 | null, "protocol": "TCP", "fwmark": null | N,
+     "group": null | NAME, "key": "[192.168.2.188]:tcp:80", "scheduler": "rr", "persistence_timeout": 50 | null,
+     "quorum_up": true, "active_conns": …, "inactive_conns": …, "cps": …, "bps": …,
+     "real_servers": [{"address": "192.168.2.187", "port": 80, "forward": "DR",
+                       "weight": 3 | null (what the table holds now; null = not in the table),
+                       "config_weight": 3, "health": "up|down|draining|disabled|inhibited",
+                       "active_conns": 0, "inactive_conns": 0, "persist_conns": 0, "cps": 0, "bps": 0,
+                       "key": "[192.168.2.187]:tcp:80",
+                       "overrides": {"drain": false, "disabled": false, "weight": null}}, …]}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
+
+from lvsconsole.config import model as m
+from lvsconsole.config.diff import ReloadPlan
+from lvsconsole.engine.refs import IPAddress, endpoint_text, vs_label
+
+Health: TypeAlias = Literal["up", "down", "draining", "disabled", "inhibited"]
+Forward: TypeAlias = Literal["NAT", "DR", "TUN"]
+
+
+class DirectorError(Exception):
+    """The director could not do what was asked; the message says why (it reaches the operator verbatim)."""
+
+
+# ---------------------------------------------------------------------------------------------- views
+
+
+@dataclass(frozen=True)
+class RealServerView:
+    key: str
+    """keepalived's name of the real server within its virtual server ("[10.0.0.2]:tcp:80"): its identity."""
+    address: IPAddress
+    port: int | None
+    forward: Forward
+    weight: int | None
+    """The weight the IPVS table holds now; None when the real server is not in the table."""
+    config_weight: int
+    health: Health
+    active_conns: int = 0
+    inactive_conns: int = 0
+    persist_conns: int = 0
+    cps: int = 0
+    bps: int = 0
+    drained: bool = False
+    disabled: bool = False
+    weight_override: int | None = None
+
+    @property
+    def label(self) -> str:
+        return endpoint_text(self.address, self.port)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "address": str(self.address), "port": self.port, "forward": self.forward, "weight": self.weight,
+            "config_weight": self.config_weight, "health": self.health, "active_conns": self.active_conns,
+            "inactive_conns": self.inactive_conns, "persist_conns": self.persist_conns, "cps": self.cps,
+            "bps": self.bps, "key": self.key,
+            "overrides": {"drain": self.drained, "disabled": self.disabled, "weight": self.weight_override},
+        }
+
+
+@dataclass(frozen=True)
+class VirtualServerView:
+    key: str
+    """keepalived's name of the virtual server ("[10.0.0.1]:tcp:80", "FWM 5", "[GROUP]:80"): its identity."""
+    address: IPAddress | None
+    port: int | None
+    protocol: str
+    fwmark: int | None
+    group: str | None
+    scheduler: str
+    persistence_timeout: int | None = None
+    quorum_up: bool = True
+    real_servers: tuple[RealServerView, ...] = ()
+    cps: int = 0
+    bps: int = 0
+
+    @property
+    def label(self) -> str:
+        return vs_label(address=self.address, port=self.port, protocol=self.protocol, fwmark=self.fwmark,
+                        group=self.group)
+
+    @property
+    def active_conns(self) -> int:
+        return sum(rs.active_conns for rs in self.real_servers)
+
+    @property
+    def inactive_conns(self) -> int:
+        return sum(rs.inactive_conns for rs in self.real_servers)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "address": None if self.address is None else str(self.address), "port": self.port,
+            "protocol": self.protocol, "fwmark": self.fwmark, "group": self.group, "key": self.key,
+            "scheduler": self.scheduler, "persistence_timeout": self.persistence_timeout,
+            "quorum_up": self.quorum_up, "active_conns": self.active_conns, "inactive_conns": self.inactive_conns,
+            "cps": self.cps, "bps": self.bps, "real_servers": [rs.as_json() for rs in self.real_servers],
+        }
+
+
+@dataclass(frozen=True)
+class VrrpInstanceView:
+    name: str
+    state: str
+    """INIT, BACKUP, MASTER or FAULT."""
+    priority: int
+    """Effective priority (after tracking and any runtime priority)."""
+    base_priority: int
+    """The configured priority."""
+    vrid: int
+    interface: str | None = None
+    advert_int: float = 1.0
+    master: str | None = None
+    """Address of the current master (ourselves when MASTER), if known."""
+    since: float | None = None
+    """Wall-clock time the instance entered its state."""
+    runtime_priority: int | None = None
+    """Set by ``vrrp priority``; None when the configured priority applies."""
+    sync_group: str | None = None
+    vips: tuple[str, ...] = ()
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "state": self.state, "priority": self.priority, "base_priority": self.base_priority,
+            "runtime_priority": self.runtime_priority, "vrid": self.vrid, "interface": self.interface,
+            "advert_int": self.advert_int, "master": self.master, "since": self.since,
+            "sync_group": self.sync_group, "vips": list(self.vips), "counters": dict(self.counters),
+        }
+
+
+@dataclass(frozen=True)
+class DirectorSnapshot:
+    time: float
+    instances: tuple[VrrpInstanceView, ...] = ()
+    virtual_servers: tuple[VirtualServerView, ...] = ()
+    stats: dict[str, Any] = field(default_factory=dict)
+    """Engine-wide figures, JSON values (uptime, loop lag, IPVS operation counts, checks scheduled…)."""
+
+    def instance(self, name: str) -> VrrpInstanceView | None:
+        return next((i for i in self.instances if i.name == name), None)
+
+
+# ---------------------------------------------------------------------------------------------- requests
+
+OverrideKind: TypeAlias = Literal["drain", "undrain", "weight", "disable", "enable"]
+
+
+@dataclass(frozen=True)
+class RsId:
+    """One real server of one virtual server, by the keys of the views."""
+
+    vs: str
+    rs: str
+
+
+@dataclass(frozen=True)
+class OverrideChange:
+    """A runtime override (kept apart from the config, and kept across reloads while the server exists).
+
+    - ``drain``: weight 0; established connections continue, new ones go elsewhere.
+    - ``undrain``: back to the configured weight: clears ``drain`` *and* any ``weight`` override.
+    - ``weight``: program ``weight`` instead of the configured weight.
+    - ``disable``: leave the real server out of IPVS (checks keep running); ``enable`` undoes it.
+    """
+
+    kind: OverrideKind
+    weight: int | None = None
+
+
+@runtime_checkable
+class DirectorCore(Protocol):
+    """The running director as commands see it. Methods raise ``DirectorError`` to refuse."""
+
+    def snapshot(self) -> DirectorSnapshot:
+        """The current state, without I/O."""
+        ...
+
+    async def set_override(self, targets: Sequence[RsId], change: OverrideChange) -> Sequence[str]:
+        """Apply ``change`` to every target at once; returns what changed (e.g. the IPVS operations)."""
+        ...
+
+    async def apply_config(self, config: m.Config, plan: ReloadPlan) -> Sequence[str]:
+        """Make ``config`` running by carrying out ``plan`` (unchanged instances keep state and timers,
+        unchanged real servers keep their check state, only changed IPVS entries are touched).
+
+        Returns what changed. On failure it must leave the previous config running and raise DirectorError.
+        """
+        ...
+
+    async def set_priority(self, instance: str, priority: int | None) -> str:
+        """A runtime priority for ``instance`` (None: back to the configured one); returns what happened."""
+        ...
+
+    async def failover(self, instance: str) -> str:
+        """Hand mastership of ``instance`` to a peer (send priority 0, stay BACKUP until it has taken over);
+        returns what happened. Raises DirectorError if the instance is not MASTER."""
+        ...

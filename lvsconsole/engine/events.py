@@ -1,0 +1,365 @@
+"""Typed, timestamped engine events and their JSON form.
+
+Every event is a frozen dataclass with keyword-only fields, a wall-clock ``time`` (seconds since the
+epoch), a ``severity`` and a one-line ``text()`` worded as keepalived logs it where keepalived has a
+wording ("(VI_1) Entering MASTER STATE", "Removing service [10.0.0.2]:tcp:80 from VS [10.0.0.1]:tcp:80").
+
+Fields hold plain data only (str, int, float, bool, None, tuples of those, dicts of JSON values), so
+``event_to_json`` / ``event_from_json`` round-trip exactly: a face attached over the control socket gets
+the same objects as an embedded one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, TypeAlias
+
+from lvsconsole.config.diagnostics import Diagnostic
+from lvsconsole.config.diff import ReloadPlan
+
+Severity: TypeAlias = Literal["debug", "info", "notice", "warning", "error"]
+SEVERITIES: tuple[Severity, ...] = ("debug", "info", "notice", "warning", "error")
+JsonDict: TypeAlias = dict[str, Any]
+
+
+def _now() -> float:
+    return time.time()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Base of every event. ``time`` defaults to now."""
+
+    time: float = field(default_factory=_now)
+
+    KIND: ClassVar[str] = "Event"
+
+    @property
+    def severity(self) -> Severity:
+        return "info"
+
+    def text(self) -> str:
+        return self.KIND
+
+
+# ---------------------------------------------------------------------------------------------- VRRP
+
+
+@dataclass(frozen=True, kw_only=True)
+class VrrpTransition(Event):
+    """An instance (or a sync group, ``group=True``) changed state: INIT, BACKUP, MASTER, FAULT."""
+
+    instance: str
+    old: str
+    new: str
+    reason: str = ""
+    priority: int | None = None
+    group: bool = False
+
+    KIND: ClassVar[str] = "VrrpTransition"
+
+    @property
+    def severity(self) -> Severity:
+        return "warning" if self.new == "FAULT" else "notice"
+
+    def text(self) -> str:
+        if self.group:
+            return f"VRRP_Group({self.instance}) Syncing instances to {self.new} state"
+        line = f"({self.instance}) Entering {self.new} STATE"
+        return f"{line} ({self.reason})" if self.reason else line
+
+
+@dataclass(frozen=True, kw_only=True)
+class VrrpAdvertStats(Event):
+    """Periodic counters of one instance (names as keepalived's ``vrrp->stats``: advert_rcvd, …)."""
+
+    instance: str
+    state: str
+    priority: int
+    master: str | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+
+    KIND: ClassVar[str] = "VrrpAdvertStats"
+
+    @property
+    def severity(self) -> Severity:
+        return "debug"
+
+    def text(self) -> str:
+        sent = self.counters.get("advert_sent", 0)
+        rcvd = self.counters.get("advert_rcvd", 0)
+        return f"({self.instance}) {self.state} priority {self.priority}: {sent} adverts sent, {rcvd} received"
+
+
+# ---------------------------------------------------------------------------------------------- checks
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckResult(Event):
+    """One run of one checker. ``vs``/``rs`` are keepalived's names ("[10.0.0.1]:tcp:80")."""
+
+    vs: str
+    rs: str
+    checker: str
+    ok: bool
+    detail: str = ""
+    reason: str = ""
+    latency: float | None = None
+
+    KIND: ClassVar[str] = "CheckResult"
+
+    @property
+    def severity(self) -> Severity:
+        return "debug" if self.ok else "warning"
+
+    def text(self) -> str:
+        if self.detail:
+            return self.detail
+        verdict = "succeeded" if self.ok else f"failed ({self.reason})" if self.reason else "failed"
+        return f"{self.checker} on service {self.rs} {verdict}."
+
+
+RsHealth: TypeAlias = Literal["up", "down", "draining", "disabled", "inhibited"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealServerStateChanged(Event):
+    """A real server's health changed (checks, quorum, or an operator override)."""
+
+    vs: str
+    rs: str
+    old: str
+    new: str
+    weight: int | None = None
+
+    KIND: ClassVar[str] = "RealServerStateChanged"
+
+    @property
+    def severity(self) -> Severity:
+        return "warning" if self.new == "down" else "notice"
+
+    def text(self) -> str:
+        if self.new == "up" and self.old in ("down", "disabled"):
+            return f"Adding service {self.rs} to VS {self.vs}"
+        if self.new in ("down", "disabled") and self.old not in ("down", "disabled"):
+            return f"Removing service {self.rs} from VS {self.vs}"
+        weight = "" if self.weight is None else f" (weight {self.weight})"
+        return f"Service {self.rs} in VS {self.vs}: {self.old} -> {self.new}{weight}"
+
+
+# ---------------------------------------------------------------------------------------------- IPVS
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableChanged(Event):
+    """IPVS operations applied to the kernel (or the memory backend), in order, with their cause."""
+
+    ops: tuple[str, ...]
+    cause: str = ""
+
+    KIND: ClassVar[str] = "TableChanged"
+
+    def text(self) -> str:
+        n = len(self.ops)
+        head = f"IPVS: {n} operation{'s' * (n != 1)}"
+        if self.cause:
+            head += f" ({self.cause})"
+        if n == 1:
+            return f"{head}: {self.ops[0]}"
+        return head
+
+
+# ---------------------------------------------------------------------------------------------- config lifecycle
+
+
+def _diagnostic_text(d: Mapping[str, Any]) -> str:
+    where = "<config>" if d.get("file") is None else f"{d['file']}:{d['line']}:{d['col']}"
+    return f"{where}: {d.get('severity', 'error')}: {d.get('message', '')}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReloadStarted(Event):
+    """A commit, rollback commit or reload is being applied. ``source``: "commit", "reload FILE", "SIGHUP"…"""
+
+    source: str
+    who: str = ""
+
+    KIND: ClassVar[str] = "ReloadStarted"
+
+    def text(self) -> str:
+        by = f" by {self.who}" if self.who else ""
+        return f"Reloading ({self.source}){by}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReloadApplied(Event):
+    """A config became running. ``changes`` is ``ReloadPlan.as_json()``; ``revision`` its history number."""
+
+    source: str
+    revision: int
+    who: str = ""
+    changes: tuple[JsonDict, ...] = ()
+    applied: tuple[str, ...] = ()
+
+    KIND: ClassVar[str] = "ReloadApplied"
+
+    @property
+    def severity(self) -> Severity:
+        return "notice"
+
+    @classmethod
+    def of(cls, source: str, revision: int, plan: ReloadPlan, who: str = "",
+           applied: Iterable[str] = ()) -> ReloadApplied:
+        return cls(source=source, revision=revision, who=who, changes=tuple(plan.as_json()), applied=tuple(applied))
+
+    def text(self) -> str:
+        n = len(self.changes)
+        by = f" by {self.who}" if self.who else ""
+        return f"Configuration revision {self.revision} applied ({self.source}){by}: {n} change{'s' * (n != 1)}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReloadRefused(Event):
+    """A config was not applied. ``diagnostics`` are ``Diagnostic.as_json()`` dicts (file, line, col, …)."""
+
+    source: str
+    reason: str
+    who: str = ""
+    diagnostics: tuple[JsonDict, ...] = ()
+
+    KIND: ClassVar[str] = "ReloadRefused"
+
+    @property
+    def severity(self) -> Severity:
+        return "error"
+
+    @classmethod
+    def of(cls, source: str, reason: str, diagnostics: Iterable[Diagnostic] = (), who: str = "") -> ReloadRefused:
+        return cls(source=source, reason=reason, who=who, diagnostics=tuple(d.as_json() for d in diagnostics))
+
+    def text(self) -> str:
+        errors = [d for d in self.diagnostics if d.get("severity") == "error"]
+        head = f"Configuration not applied ({self.source}): {self.reason}"
+        if errors:
+            head += f"; first error: {_diagnostic_text(errors[0])}"
+        return head
+
+
+# ---------------------------------------------------------------------------------------------- operators, logs
+
+
+@dataclass(frozen=True, kw_only=True)
+class OperatorAction(Event):
+    """Audit record of one state-changing command: who, what they typed, the outcome and what changed."""
+
+    who: str
+    command: str
+    ok: bool
+    message: str = ""
+    changes: tuple[str, ...] = ()
+
+    KIND: ClassVar[str] = "OperatorAction"
+
+    @property
+    def severity(self) -> Severity:
+        return "notice" if self.ok else "warning"
+
+    def text(self) -> str:
+        verdict = "done" if self.ok else "refused"
+        line = f"{self.who}: {self.command!r} {verdict}"
+        return f"{line}: {self.message}" if self.message else line
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogLine(Event):
+    """A log message worded as keepalived words it; ``source`` is "vrrp", "check", "ipvs", "engine"…"""
+
+    message: str
+    level: Severity = "info"
+    source: str = ""
+
+    KIND: ClassVar[str] = "LogLine"
+
+    @property
+    def severity(self) -> Severity:
+        return self.level
+
+    def text(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True, kw_only=True)
+class EngineWarning(Event):
+    """Something the operator should look at (loop lag, a failed notify script, drift…). ``code`` is stable."""
+
+    message: str
+    code: str = ""
+
+    KIND: ClassVar[str] = "EngineWarning"
+
+    @property
+    def severity(self) -> Severity:
+        return "warning"
+
+    def text(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True, kw_only=True)
+class Dropped(Event):
+    """Marker in a subscriber's stream: ``count`` events were lost here because it read too slowly."""
+
+    count: int
+
+    KIND: ClassVar[str] = "Dropped"
+
+    @property
+    def severity(self) -> Severity:
+        return "warning"
+
+    def text(self) -> str:
+        return f"{self.count} event{'s' * (self.count != 1)} dropped (subscriber too slow)"
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.KIND: cls
+    for cls in (
+        VrrpTransition, VrrpAdvertStats, CheckResult, RealServerStateChanged, TableChanged, ReloadStarted,
+        ReloadApplied, ReloadRefused, OperatorAction, LogLine, EngineWarning, Dropped,
+    )
+}
+
+
+# ---------------------------------------------------------------------------------------------- JSON
+
+
+def event_to_json(event: Event) -> JsonDict:
+    """``{"type": KIND, "time": …, "severity": …, "text": …, <fields>}``; tuples become lists."""
+    out: JsonDict = {"type": event.KIND, "severity": event.severity, "text": event.text()}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def event_from_json(data: Mapping[str, Any]) -> Event:
+    """The inverse of ``event_to_json`` (``severity`` and ``text`` are derived, so they are ignored).
+
+    Raises ``ValueError`` for an unknown type or fields that do not fit it.
+    """
+    kind = data.get("type")
+    cls = EVENT_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ValueError(f"unknown event type {kind!r}")
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            value = data[f.name]
+            kwargs[f.name] = tuple(value) if isinstance(value, list) else value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ValueError(f"bad {kind} event: {exc}") from None

@@ -1,0 +1,411 @@
+"""Runs parsed commands against the director and the config store, one ``Result`` per command.
+
+Every command that changes something (``Command.MUTATES``) is audited: an ``OperatorAction`` event with
+who, the command as typed, the outcome and what changed, whether it succeeded or was refused. Changing
+commands run one at a time (an asyncio lock), so a commit never interleaves with a drain or a reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from lvsconsole.config.diagnostics import Diagnostic
+from lvsconsole.engine import showtext
+from lvsconsole.engine.bus import EventBus
+from lvsconsole.engine.commands import (
+    Command,
+    Commit,
+    Diff,
+    Disable,
+    Drain,
+    EditCommand,
+    Enable,
+    Help,
+    Names,
+    Reload,
+    Result,
+    Rollback,
+    RsCommand,
+    Show,
+    Undrain,
+    Validate,
+    VrrpFailover,
+    VrrpPriority,
+    Weight,
+    Word,
+    Write,
+    help_text,
+    parse,
+    split_commands,
+)
+from lvsconsole.engine.director_api import (
+    DirectorCore,
+    DirectorError,
+    DirectorSnapshot,
+    OverrideChange,
+    RealServerView,
+    RsId,
+    VirtualServerView,
+)
+from lvsconsole.engine.errors import CommandError
+from lvsconsole.engine.events import (
+    Event,
+    OperatorAction,
+    ReloadApplied,
+    ReloadRefused,
+    ReloadStarted,
+    event_to_json,
+)
+from lvsconsole.engine.refs import RsRef, VsRef
+from lvsconsole.engine.store import ConfigRefused, ConfigStore, Proposal, StoreError
+
+MAX_WEIGHT = 2**31 - 1
+LOG_DEFAULT = 50
+
+Pair = tuple[VirtualServerView, RealServerView]
+
+
+def _diag_json(items: Sequence[Diagnostic]) -> list[dict[str, object]]:
+    return [d.as_json() for d in items]
+
+
+class CommandExecutor:
+    def __init__(self, core: DirectorCore, store: ConfigStore, bus: EventBus, *,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.core = core
+        self.store = store
+        self.bus = bus
+        self._clock = clock
+        self._lock: asyncio.Lock | None = None
+
+    # ------------------------------------------------------------------------------ entry points
+
+    async def run(self, text: str, who: str) -> Result:
+        """Parse and execute a command; a parse error is a failed Result naming the word and column.
+
+        Several commands separated by ``;`` run in order until one fails; their results are combined
+        (``data`` is then the list of each result's JSON).
+        """
+        if len(split_commands(text)) > 1:
+            results = await self.run_line(text, who)
+            return Result(all(r.ok for r in results), "\n".join(r.message for r in results if r.message),
+                          [r.as_json() for r in results])
+        try:
+            command = parse(text)
+        except CommandError as exc:
+            return Result.error(exc)
+        return await self.execute(command, who)
+
+    async def run_line(self, line: str, who: str) -> list[Result]:
+        """``cmd; cmd; …``: run in order, stopping after the first failure."""
+        results: list[Result] = []
+        for offset, piece in split_commands(line):
+            try:
+                command = parse(piece, offset=offset)
+            except CommandError as exc:
+                results.append(Result.error(exc))
+                break
+            result = await self.execute(command, who)
+            results.append(result)
+            if not result.ok:
+                break
+        return results
+
+    async def execute(self, command: Command, who: str) -> Result:
+        if not command.MUTATES:
+            return self._safe(lambda: self._read(command))
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            try:
+                result, changes = await self._change(command, who)
+            except CommandError as exc:
+                result, changes = Result.error(exc), ()
+            except (DirectorError, StoreError, OSError) as exc:
+                result, changes = Result(False, str(exc), {"error": {"message": str(exc)}}), ()
+        self.bus.publish(OperatorAction(time=self._clock(), who=who, command=command.text or type(command).__name__,
+                                        ok=result.ok, message=result.message.splitlines()[0] if result.message else "",
+                                        changes=tuple(changes)))
+        return result
+
+    def _safe(self, fn: Callable[[], Result]) -> Result:
+        try:
+            return fn()
+        except CommandError as exc:
+            return Result.error(exc)
+        except (DirectorError, StoreError, OSError) as exc:
+            return Result(False, str(exc), {"error": {"message": str(exc)}})
+
+    def names(self) -> Names:
+        """Live names for ``completions``: instances, virtual servers, real servers, virtual addresses."""
+        snap = self.core.snapshot()
+        rs_names: dict[str, None] = {}
+        for vs in snap.virtual_servers:
+            for rs in vs.real_servers:
+                rs_names[rs.label] = None
+        vips: dict[str, None] = {}
+        for inst in snap.instances:
+            for vip in inst.vips:
+                vips[vip] = None
+        return Names(
+            instances=tuple(i.name for i in snap.instances),
+            virtual_servers=tuple(dict.fromkeys(vs.label for vs in snap.virtual_servers)),
+            real_servers=tuple(rs_names),
+            vips=tuple(vips),
+        )
+
+    # ------------------------------------------------------------------------------ reading
+
+    def _read(self, command: Command) -> Result:
+        if isinstance(command, Show):
+            return self._show(command)
+        if isinstance(command, Validate):
+            diagnostics = self.store.validate()
+            errors = [d for d in diagnostics if d.is_error]
+            verdict = "candidate configuration is valid" if not errors else "candidate configuration has errors"
+            return Result(not errors, f"{verdict}\n{showtext.diagnostics(diagnostics)}",
+                          {"valid": not errors, "diagnostics": _diag_json(diagnostics)})
+        if isinstance(command, Diff):
+            return self._diff()
+        if isinstance(command, Help):
+            return Result(True, help_text(command.words), {"help": help_text(command.words)})
+        raise TypeError(f"unhandled command {type(command).__name__}")
+
+    def _diff(self) -> Result:
+        plan = self.store.diff()
+        errors = self.store.candidate.errors
+        message = str(plan) if not plan.empty else "no changes (candidate = running)"
+        if errors:
+            message += f"\ncandidate has {len(errors)} error{'s' * (len(errors) != 1)}: {errors[0]}"
+        return Result(True, message, {"changes": plan.as_json(), "candidate_errors": _diag_json(errors)})
+
+    def _show(self, command: Show) -> Result:
+        snap = self.core.snapshot()
+        topic = command.topic
+        if topic == "vrrp":
+            instances = snap.instances
+            if command.instance is not None:
+                inst = snap.instance(command.instance.text)
+                if inst is None:
+                    raise self._no_instance(snap, command.instance)
+                instances = (inst,)
+            return Result(True, showtext.vrrp(instances, snap.time), [i.as_json() for i in instances])
+        if topic == "vs":
+            vss = self._virtual_servers(snap, command.vs)
+            return Result(True, showtext.virtual_servers(vss), [vs.as_json() for vs in vss])
+        if topic == "rs":
+            pairs = self._pairs(snap, command.rs, command.vs) if command.rs is not None else [
+                (vs, rs) for vs in self._virtual_servers(snap, command.vs) for rs in vs.real_servers]
+            return Result(True, showtext.real_servers(pairs),
+                          [{"vs": vs.label, "vs_key": vs.key, **rs.as_json()} for vs, rs in pairs])
+        if topic == "overrides":
+            pairs = [(vs, rs) for vs in snap.virtual_servers for rs in vs.real_servers
+                     if rs.drained or rs.disabled or rs.weight_override is not None]
+            return Result(True, showtext.overrides(pairs), [
+                {"vs": vs.label, "vs_key": vs.key, "rs": rs.label, "rs_key": rs.key, "drain": rs.drained,
+                 "disabled": rs.disabled, "weight": rs.weight_override, "config_weight": rs.config_weight}
+                for vs, rs in pairs])
+        if topic == "log":
+            events: list[Event] = [e for e in self.bus.history() if e.severity != "debug"]
+            events = events[-(command.count or LOG_DEFAULT):]
+            return Result(True, showtext.events(events), [event_to_json(e) for e in events])
+        if topic == "config":
+            if command.which == "candidate":
+                c = self.store.candidate
+                return Result(True, c.text, {"which": "candidate", "text": c.text, "dirty": self.store.dirty,
+                                             "diagnostics": _diag_json(c.diagnostics)})
+            run = self.store.running
+            return Result(True, run.text, {"which": "running", "text": run.text, "revision": run.number})
+        if topic == "diff":
+            return self._diff()
+        if topic == "history":
+            revs = self.store.history
+            rows = [(n, r.number, showtext.clock(r.time), r.who, r.source, len(r.plan.changes), r.digest[:12])
+                    for n, r in enumerate(revs)]
+            text = showtext.table(("N", "REVISION", "TIME", "WHO", "SOURCE", "CHANGES", "DIGEST"), rows)
+            return Result(True, text, [{"n": n, **r.summary()} for n, r in enumerate(revs)])
+        assert topic == "stats"
+        run = self.store.running
+        stats: dict[str, Any] = {
+            **snap.stats, "revision": run.number, "candidate_dirty": self.store.dirty,
+            "config_file": self.store.path, "events_published": self.bus.published,
+            "subscribers": self.bus.subscribers, "virtual_servers": len(snap.virtual_servers),
+            "real_servers": sum(len(vs.real_servers) for vs in snap.virtual_servers),
+            "instances": len(snap.instances),
+        }
+        return Result(True, "\n".join(f"{k}: {v}" for k, v in stats.items()), stats)
+
+    # ------------------------------------------------------------------------------ resolving names
+
+    @staticmethod
+    def _vs_match(ref: VsRef, vs: VirtualServerView) -> bool:
+        return ref.matches(address=vs.address, port=vs.port, protocol=vs.protocol, fwmark=vs.fwmark, group=vs.group)
+
+    def _virtual_servers(self, snap: DirectorSnapshot, ref: VsRef | None) -> list[VirtualServerView]:
+        if ref is None:
+            return list(snap.virtual_servers)
+        found = [vs for vs in snap.virtual_servers if self._vs_match(ref, vs)]
+        if not found:
+            raise CommandError(f"no virtual server {ref}", str(ref), ref.col)
+        return found
+
+    def _pairs(self, snap: DirectorSnapshot, rs_ref: RsRef, vs_ref: VsRef | None) -> list[Pair]:
+        pairs = [(vs, rs) for vs in self._virtual_servers(snap, vs_ref) for rs in vs.real_servers
+                 if rs_ref.matches(rs.address, rs.port)]
+        if not pairs:
+            where = f" in virtual server {vs_ref}" if vs_ref is not None else ""
+            raise CommandError(f"no real server {rs_ref}{where}", str(rs_ref), rs_ref.col)
+        return pairs
+
+    @staticmethod
+    def _no_instance(snap: DirectorSnapshot, name: Word) -> CommandError:
+        known = ", ".join(i.name for i in snap.instances) or "none"
+        return CommandError(f"no vrrp_instance {name.text} (instances: {known})", name.text, name.col)
+
+    # ------------------------------------------------------------------------------ changing
+
+    async def _change(self, command: Command, who: str) -> tuple[Result, Sequence[str]]:
+        if isinstance(command, RsCommand):
+            return await self._override(command)
+        if isinstance(command, EditCommand):
+            return self._edit(command)
+        if isinstance(command, VrrpPriority | VrrpFailover):
+            snap = self.core.snapshot()
+            inst = snap.instance(command.instance.text)
+            if inst is None:
+                raise self._no_instance(snap, command.instance)
+            if isinstance(command, VrrpFailover):
+                what = await self.core.failover(inst.name)
+                return Result(True, what, {"instance": inst.name}), (what,)
+            if command.priority is not None and not 1 <= command.priority <= 255:
+                raise CommandError(f"priority {command.priority} is outside 1-255", str(command.priority))
+            what = await self.core.set_priority(inst.name, command.priority)
+            return Result(True, what, {"instance": inst.name, "priority": command.priority}), (what,)
+        if isinstance(command, Commit):
+            try:
+                proposal = self.store.propose_commit()
+            except ConfigRefused as exc:
+                return self._refused(exc, who), ()
+            return await self._apply(proposal, who)
+        if isinstance(command, Reload):
+            dirty = self.store.dirty
+            try:
+                proposal = self.store.propose_reload()
+            except ConfigRefused as exc:
+                return self._refused(exc, who), ()
+            result, changes = await self._apply(proposal, who)
+            if result.ok and dirty:
+                result = Result(True, result.message + "\n(uncommitted candidate edits were discarded)", result.data)
+            return result, changes
+        if isinstance(command, Rollback):
+            try:
+                rev = self.store.revision(command.n)
+            except StoreError as exc:
+                raise CommandError(str(exc), str(command.n)) from None
+            self.store.rollback(command.n)
+            plan = self.store.diff()
+            if command.n == 0:
+                message = "candidate reset to the running configuration"
+            else:
+                message = (f"candidate = revision {rev.number} ({rev.source}, {rev.who}, {showtext.clock(rev.time)}); "
+                           f"'commit' applies it\n{plan}")
+            return Result(True, message, {"revision": rev.summary(), "changes": plan.as_json()}), (
+                f"candidate loaded from revision {rev.number}",)
+        if isinstance(command, Write):
+            path = self.store.write()
+            return Result(True, f"wrote {path} (previous file kept as {path}.bak)", {"path": path}), (f"wrote {path}",)
+        raise TypeError(f"unhandled command {type(command).__name__}")
+
+    def _edit(self, command: EditCommand) -> tuple[Result, Sequence[str]]:
+        outcome = self.store.edit(command)
+        changes = [str(c) for c in outcome.changes.changes]
+        message = str(outcome.changes) if changes else "no change"
+        errors = outcome.candidate.errors
+        if errors:
+            message += f"\ncandidate has {len(errors)} error{'s' * (len(errors) != 1)}: {errors[0]}"
+        for warning in outcome.warnings:
+            message += f"\nwarning: {warning}"
+        data = {"changes": outcome.changes.as_json(), "warnings": list(outcome.warnings),
+                "candidate_errors": _diag_json(errors), "dirty": self.store.dirty}
+        return Result(True, message, data), changes
+
+    def _refused(self, exc: ConfigRefused, who: str) -> Result:
+        self.bus.publish(ReloadRefused.of(exc.source or "commit", exc.reason, exc.diagnostics, who))
+        text = showtext.diagnostics(exc.diagnostics) if exc.diagnostics else ""
+        message = f"refused: {exc.reason}" + (f"\n{text}" if text else "")
+        return Result(False, message, {"reason": exc.reason, "diagnostics": _diag_json(exc.diagnostics)})
+
+    async def _apply(self, proposal: Proposal, who: str) -> tuple[Result, Sequence[str]]:
+        if proposal.empty:
+            rev = self.store.accept(proposal, who)
+            return Result(True, "no changes to apply", {"revision": rev.summary(), "changes": []}), ()
+        self.bus.publish(ReloadStarted(source=proposal.source, who=who))
+        try:
+            applied = list(await self.core.apply_config(proposal.config, proposal.plan))
+        except DirectorError as exc:
+            self.bus.publish(ReloadRefused.of(proposal.source, f"the director could not apply it: {exc}", (), who))
+            return Result(False, f"not applied: {exc}", {"reason": str(exc), "diagnostics": []}), ()
+        rev = self.store.accept(proposal, who)
+        self.bus.publish(ReloadApplied.of(proposal.source, rev.number, proposal.plan, who, applied))
+        n = len(proposal.plan.changes)
+        message = f"revision {rev.number} applied ({n} change{'s' * (n != 1)})\n{proposal.plan}"
+        data = {"revision": rev.summary(), "changes": proposal.plan.as_json(), "applied": applied}
+        return Result(True, message, data), [str(c) for c in proposal.plan.changes]
+
+    async def _override(self, command: RsCommand) -> tuple[Result, Sequence[str]]:
+        snap = self.core.snapshot()
+        pairs = self._pairs(snap, command.rs, command.vs)
+        batches: dict[OverrideChange, list[Pair]] = {}
+        verb: str
+        if isinstance(command, Drain):
+            verb = "drained"
+            batches[OverrideChange("drain")] = pairs
+        elif isinstance(command, Undrain):
+            verb = "undrained"
+            batches[OverrideChange("undrain")] = pairs
+        elif isinstance(command, Disable):
+            verb = "disabled"
+            batches[OverrideChange("disable")] = pairs
+        elif isinstance(command, Enable):
+            verb = "enabled"
+            batches[OverrideChange("enable")] = pairs
+        else:
+            assert isinstance(command, Weight)
+            verb = "weighted"
+            for vs, rs in pairs:
+                weight = round(rs.config_weight * command.weight / 100) if command.percent else command.weight
+                if weight > MAX_WEIGHT:
+                    raise CommandError(f"weight {weight} is above {MAX_WEIGHT}", f"{command.weight}")
+                batches.setdefault(OverrideChange("weight", weight), []).append((vs, rs))
+        applied: list[str] = []
+        lines: list[str] = []
+        for change, group in batches.items():
+            applied.extend(await self.core.set_override([RsId(vs.key, rs.key) for vs, rs in group], change))
+            for vs, rs in group:
+                lines.append(self._describe(verb, change, vs, rs))
+        data = {
+            "action": type(command).__name__.lower(),
+            "targets": [{"vs": vs.label, "vs_key": vs.key, "rs": rs.label, "rs_key": rs.key,
+                         "config_weight": rs.config_weight, "weight_before": rs.weight,
+                         "active_conns": rs.active_conns} for vs, rs in pairs],
+            "applied": applied,
+        }
+        return Result(True, "\n".join(lines), data), lines
+
+    @staticmethod
+    def _describe(verb: str, change: OverrideChange, vs: VirtualServerView, rs: RealServerView) -> str:
+        before = "out of the table" if rs.weight is None else f"weight {rs.weight}"
+        if change.kind == "drain":
+            after = f"weight 0, {rs.active_conns} active connection{'s' * (rs.active_conns != 1)} finishing"
+        elif change.kind == "undrain":
+            after = f"weight {rs.config_weight} (configured)"
+        elif change.kind == "weight":
+            after = f"weight {change.weight} (configured {rs.config_weight})"
+        elif change.kind == "disable":
+            after = "out of the table (checks continue)"
+        else:
+            after = "back in the table"
+        return f"{verb} {rs.label} in {vs.label}: {before} -> {after}"
