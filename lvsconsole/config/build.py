@@ -222,8 +222,13 @@ class Builder:
         if kind == "enum":
             text = first.text
             for choice in spec.choices:
-                if choice.lower() == text.lower():
+                if choice == text:
                     return choice
+                if choice.lower() == text.lower():
+                    if not spec.exact:
+                        return choice
+                    raise BadValue(f"{word.text} '{text}' must be written '{choice}': keepalived is case-sensitive "
+                                   f"here and would ignore '{text}'", first)
             raise BadValue(f"invalid {word.text} '{text}' (one of: {', '.join(spec.choices)})", first)
         raise AssertionError(f"unhandled keyword kind {kind}")
 
@@ -364,7 +369,7 @@ class Builder:
 
         def sync_daemon(n: Node, _: str, f: Fields, lc: LocMap) -> None:
             try:
-                f["lvs_sync_daemon"] = self.lvs_sync_daemon(n)
+                f["lvs_sync_daemon"] = self.lvs_sync_daemon(n, lc)
                 lc["lvs_sync_daemon"] = n.keyword.loc
             except BadValue as exc:
                 self.bad(exc, n.keyword)
@@ -422,7 +427,7 @@ class Builder:
         merged["extra"] = previous.extra + extra
         return m.GlobalDefs(**merged, locs=MappingProxyType(locs))
 
-    def lvs_sync_daemon(self, node: Node) -> m.LvsSyncDaemon:
+    def lvs_sync_daemon(self, node: Node, locs: LocMap) -> m.LvsSyncDaemon:
         args = list(node.args)
         iface = v.one(node.keyword, args, "an interface").text
         rest = args[1:]
@@ -430,6 +435,7 @@ class Builder:
         i = 0
         if rest and rest[0].text not in ("inst", "id", "maxlen", "port", "ttl", "group"):
             kwargs["instance"] = rest[0].text
+            locs["lvs_sync_daemon.instance"] = rest[0].loc
             i = 1
         while i < len(rest):
             key = rest[i].text
@@ -438,6 +444,7 @@ class Builder:
             val = rest[i + 1]
             if key == "inst":
                 kwargs["instance"] = val.text
+                locs["lvs_sync_daemon.instance"] = val.loc
             elif key == "id":
                 kwargs["syncid"] = v.integer(val, 0, 255, "lvs_sync_daemon id")
             elif key == "maxlen":
@@ -491,14 +498,19 @@ class Builder:
             if block is None:
                 return
             af, al, _ = self.read_block(block, s.AUTHENTICATION, "authentication")
+            words = [w for c in block for w in (c.keyword, *c.args)]
             if "auth_type" not in af:
-                self.err("authentication needs auth_type PASS or AH", n.keyword)
+                if not any(w.text == "auth_type" for w in words):  # else its bad value is reported already
+                    self.err("authentication needs auth_type PASS or AH", n.keyword)
                 return
             password = af.get("auth_pass", "")
             if af["auth_type"] == "PASS" and not password:
                 self.err("auth_type PASS needs an auth_pass", n.keyword)
             if len(password) > 8:
-                self.warn(f"auth_pass is longer than 8 characters; only '{password[:8]}' is used", n.keyword)
+                # keepalived truncates with a warning; point at the password itself (also in a one-line block)
+                pass_loc = al["auth_pass"]
+                at = next(i for i, w in enumerate(words) if w.loc == pass_loc)
+                self.warn(f"auth_pass is longer than 8 characters; only '{password[:8]}' is used", words[at + 1])
                 password = password[:8]
             f[key] = m.Authentication(af["auth_type"], password, MappingProxyType(al))
 
@@ -538,7 +550,7 @@ class Builder:
             fields=fields,
             locs=locs,
         )
-        if "virtual_router_id" not in fields:
+        if "virtual_router_id" not in fields and not any(c.keyword.text == "virtual_router_id" for c in children):
             self.err(f"vrrp_instance {name} has no virtual_router_id", node.keyword)
         inst = m.VrrpInstance(name=name, **fields, extra=extra, locs=MappingProxyType(locs))
         return inst
@@ -555,7 +567,8 @@ class Builder:
             if not has_state:
                 changes["state"] = "MASTER" if inst.priority == 255 else "BACKUP"
             if "version" not in inst.locs:
-                changes["version"] = g.vrrp_version
+                # keepalived (vrrp_complete_instance): an IPv6 instance is VRRPv3 whatever vrrp_version says
+                changes["version"] = 3 if instance_family(inst) == 6 else g.vrrp_version
             state = changes.get("state", inst.state)
             prio = changes.get("priority", inst.priority)
             if inst.nopreempt and (state == "MASTER" or prio == 255):
@@ -793,7 +806,9 @@ class Builder:
                 head["fwmark"] = v.integer(mark_word, 1, s.UINT32, "fwmark")
                 self._too_many(word, args, 2)
             elif first.text == "group":
-                head["group"] = v.one(first, args[1:], "a group name").text
+                group_word = v.one(first, args[1:], "a group name")
+                head["group"] = group_word.text
+                locs["group"] = group_word.loc
                 self._too_many(word, args, 2)
             else:
                 head["address"] = v.address(first, "virtual server address")
@@ -889,6 +904,10 @@ class Builder:
         vs_label = self._vs_label(fields)
         if "address" in fields and "protocol" not in fields:
             self.err(f"virtual_server {vs_label} has no protocol (keepalived would silently use UDP)", word)
+        if "lvs_sched" not in locs:
+            self.warn(f"virtual_server {vs_label} has no lvs_sched (lb_algo): keepalived uses wlc", word)
+        if not any(c.keyword.text in ("lvs_method", "lb_kind") for c in children):
+            self.warn(f"virtual_server {vs_label} has no lvs_method (lb_kind): keepalived uses NAT", word)
         if ("fwmark" in fields) and "protocol" in fields:
             self.warn(f"virtual_server {vs_label}: protocol is ignored for a fwmark service", word)
         gran = fields.get("persistence_granularity")
@@ -1102,6 +1121,17 @@ def _checker_table(kind: str) -> dict[str, s.Kw]:
 
 
 _CHECKER_TABLES = {kind: _checker_table(kind) for kind in s.CHECKER_KINDS}
+
+
+def instance_family(inst: m.VrrpInstance) -> int:
+    """The address family of an instance as keepalived fixes it: by its first VIP, else its unicast addresses."""
+    if inst.virtual_ipaddress:
+        return inst.virtual_ipaddress[0].address.version
+    if inst.unicast_src_ip is not None:
+        return inst.unicast_src_ip.version
+    if inst.unicast_peer:
+        return inst.unicast_peer[0].address.version
+    return 4
 
 
 def _first(*candidates: Any) -> Any:

@@ -13,15 +13,28 @@ from collections.abc import Iterable
 from lvsconsole.config import model as m
 
 INDENT = "    "
-_SAFE = re.compile(r"^[A-Za-z0-9_./:@%+=,\-\[\]*?]+$")
+_SAFE = re.compile(r"[A-Za-z0-9_./:@%+=,\-\[\]*?]+")  # used with fullmatch: "$" would allow a final \n
+# Bare words the lexer would act on at the start of a line: include directives, @conditionals, ~SEQ.
+_DIRECTIVES = frozenset({"include", "includer", "includem", "includew", "includeb", "includea"})
+# What the lexer would expand inside quotes too: $NAME and ${NAME}; and characters that need an escape.
+_NEEDS_ESCAPE = re.compile(r'[\\"\x00-\x1f\x7f]|\$(?=[A-Za-z_{])')
+_ESCAPE = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _ESCAPE.get(char) or f"\\x{ord(char):02x}"
 
 
 def quote(text: str) -> str:
-    """A word as keepalived's lexer reads it back: bare when safe, else double-quoted with escapes."""
-    if text and _SAFE.match(text) and not text.startswith("~"):
+    """A word as keepalived's lexer reads it back: bare when safe, else double-quoted with escapes.
+
+    Quoted text is taken literally except for escapes, and except for parameter references, which the
+    lexer expands before it splits words: a `$` that would start one is written as `\\x24`.
+    """
+    if text and _SAFE.fullmatch(text) and text[0] not in "@~" and text not in _DIRECTIVES:
         return text
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{escaped}"'
+    return '"' + _NEEDS_ESCAPE.sub(_escape, text) + '"'
 
 
 def number(value: float) -> str:
@@ -41,7 +54,7 @@ def _iface(address: m.IPInterface) -> str:
 
 
 def script(value: m.Script) -> str:
-    if len(value.argv) == 1 and _SAFE.match(value.argv[0]):
+    if len(value.argv) == 1 and _SAFE.fullmatch(value.argv[0]):
         text = value.argv[0]
     else:
         text = quote(shlex.join(value.argv))
@@ -251,6 +264,13 @@ def _notify(w: Writer, obj: m.VrrpInstance | m.SyncGroup) -> None:
         w.line("smtp_alert", _bool(obj.smtp_alert))
 
 
+def default_version(inst: m.VrrpInstance, g: m.GlobalDefs) -> int:
+    """The version the builder gives an instance that does not say: v3 for IPv6, else the global one."""
+    from lvsconsole.config.build import instance_family
+
+    return 3 if instance_family(inst) == 6 else g.vrrp_version
+
+
 def render_instance(w: Writer, inst: m.VrrpInstance, g: m.GlobalDefs) -> None:
     w.open("vrrp_instance", quote(inst.name))
     w.line("state", inst.state)
@@ -260,7 +280,7 @@ def render_instance(w: Writer, inst: m.VrrpInstance, g: m.GlobalDefs) -> None:
     w.line("priority", str(inst.priority))
     if inst.advert_int != 1.0:
         w.line("advert_int", number(inst.advert_int))
-    if inst.version != g.vrrp_version:
+    if inst.version != default_version(inst, g):
         w.line("version", str(inst.version))
     if inst.nopreempt:
         w.line("nopreempt")
@@ -582,7 +602,7 @@ def render_checker(w: Writer, c: m.Checker, rs: m.RealServer, vs: m.VirtualServe
             w.line("name", quote(c.name))
     elif isinstance(c, m.UdpCheck):
         if c.payload is not None:
-            w.line("payload", c.payload.hex().upper() or "00")
+            w.line("payload", c.payload.hex().upper())
         if c.require_reply:
             w.line("require_reply", c.require_reply_pattern or "")
         if c.min_reply_length:

@@ -19,6 +19,7 @@ class Kw:
     hi: float = 0
     choices: tuple[str, ...] = ()
     max_args: int = 1  # how many argument words the keyword takes; used to split one-line blocks
+    exact: bool = False  # enum compared case-sensitively, as keepalived does (it ignores 'master')
 
 
 INT32 = 2**31 - 1
@@ -112,7 +113,7 @@ GLOBAL_REMOVED: dict[str, str] = {
 # ------------------------------------------------------------------------------------------- vrrp_instance
 
 INSTANCE: dict[str, Kw] = {
-    "state": Kw("state", "enum", choices=("MASTER", "BACKUP")),
+    "state": Kw("state", "enum", choices=("MASTER", "BACKUP"), exact=True),
     "interface": Kw("interface", "str"),
     "virtual_router_id": Kw("virtual_router_id", "int", 1, 255),
     "priority": Kw("priority", "int", 1, 255),
@@ -170,7 +171,7 @@ INSTANCE_DEPRECATED: dict[str, str] = {
 }
 
 AUTHENTICATION: dict[str, Kw] = {
-    "auth_type": Kw("auth_type", "enum", choices=("PASS", "AH")),
+    "auth_type": Kw("auth_type", "enum", choices=("PASS", "AH"), exact=True),
     "auth_pass": Kw("auth_pass", "str"),
 }
 
@@ -240,7 +241,7 @@ VIRTUAL_SERVER: dict[str, Kw] = {
     "ha_suspend": Kw("ha_suspend", "flag", max_args=0),
     "virtualhost": Kw("virtualhost", "str"),
     "smtp_alert": Kw("smtp_alert", "bool"),
-    "ip_family": Kw("ip_family", "enum", choices=("inet", "inet6")),
+    "ip_family": Kw("ip_family", "enum", choices=("inet", "inet6"), exact=True),
     "real_server": Kw("real_servers", "special"),
     **{flag: Kw("sched_flags", "special", max_args=0) for flag in (
         "ops", "hashed", "flag-1", "flag-2", "flag-3", "sh-port", "sh-fallback", "mh-port", "mh-fallback",

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv6Address
 
 from lvsconsole.config import model as m
+from lvsconsole.config.build import instance_family
 from lvsconsole.config.diagnostics import Diagnostic, Location, error, warning
 
 
@@ -83,14 +84,24 @@ class Validator:
             interface = inst.interface or c.global_defs.default_interface
             if interface is None:
                 self.err(f"({inst.name}) has no interface (and global_defs has no default_interface)", loc)
-            families = {vip.address.version for vip in inst.virtual_ipaddress}
-            family = families.pop() if len(families) == 1 else 4
-            if len({vip.address.version for vip in inst.virtual_ipaddress}) > 1:
-                self.err(f"({inst.name}) mixes IPv4 and IPv6 in virtual_ipaddress; "
-                         "put the other family in virtual_ipaddress_excluded", inst.locs.get("virtual_ipaddress"))
+            vips = inst.virtual_ipaddress
+            family = instance_family(inst)
+            strict_mode = inst.strict_mode if inst.strict_mode is not None else c.global_defs.vrrp_strict
+            stray = next((vip for vip in vips if vip.address.version != family), None)
+            if stray is not None:
+                self.err(f"({inst.name}) virtual address {stray.address.ip} is not IPv{family} like "
+                         f"{vips[0].address.ip}: keepalived ignores it; put the other family in "
+                         "virtual_ipaddress_excluded", stray.locs.get("address"))
             if inst.version == 2 and family == 6:
-                self.err(f"({inst.name}) VRRP version 2 does not support IPv6; use version 3",
-                         inst.locs.get("version") or inst.locs.get("virtual_ipaddress"))
+                # Only an explicit `version 2` gets here (an IPv6 instance defaults to v3). keepalived then sends
+                # non-standard VRRPv2 over IPv6, unless strict mode makes it switch to version 3.
+                message = f"({inst.name}) VRRP version 2 is IPv4-only (RFC 3768)"
+                if strict_mode:
+                    self.err(message + "; under strict mode keepalived would switch to version 3",
+                             inst.locs.get("version"))
+                else:
+                    self.warn(message + ": only keepalived peers understand VRRPv2 over IPv6; use version 3",
+                              inst.locs.get("version"))
             key = (interface, family, inst.virtual_router_id)
             if inst.virtual_router_id and key in by_vrid:
                 other = by_vrid[key]
@@ -101,8 +112,13 @@ class Validator:
                 )
             else:
                 by_vrid[key] = inst
-            if not inst.virtual_ipaddress:
-                self.warn(f"({inst.name}) has no virtual_ipaddress", loc)
+            if not vips:
+                if inst.version == 3 or family == 6 or strict_mode:
+                    why = "VRRPv3" if inst.version == 3 else "IPv6" if family == 6 else "strict mode"
+                    self.err(f"({inst.name}) has no virtual_ipaddress: with {why} keepalived requires at least one "
+                             "and rejects the instance", loc)
+                else:
+                    self.warn(f"({inst.name}) has no virtual_ipaddress", loc)
             adv = inst.advert_int
             if inst.version == 2:
                 if adv < 1:
@@ -200,7 +216,8 @@ class Validator:
         daemon = self.config.global_defs.lvs_sync_daemon
         if daemon is None:
             return
-        loc = self.config.global_defs.locs.get("lvs_sync_daemon")
+        locs = self.config.global_defs.locs
+        loc = locs.get("lvs_sync_daemon.instance") or locs.get("lvs_sync_daemon")
         if daemon.instance is not None and self.config.instance(daemon.instance) is None:
             self.err(f"lvs_sync_daemon: no vrrp_instance named '{daemon.instance}'", loc)
 
@@ -220,7 +237,8 @@ class Validator:
             loc = vs.locs.get("key")
             label = vs.key
             if vs.group is not None and vs.group not in groups:
-                self.err(f"virtual_server group {vs.group}: no virtual_server_group named '{vs.group}'", loc)
+                self.err(f"virtual_server group {vs.group}: no virtual_server_group named '{vs.group}'",
+                         vs.locs.get("group", loc))
             if vs.address is not None and vs.port in (None, 0) and vs.persistence_timeout is None:
                 self.err(f"virtual_server {label} has no port: a port-0 service needs persistence_timeout", loc)
             if vs.persistence_granularity is not None and vs.persistence_timeout is None:
@@ -254,8 +272,8 @@ class Validator:
                         "forward to itself (the LVS-DR trap; the VIP belongs on the real servers' lo)",
                         rs_loc,
                     )
-                elif self.check_host and self._is_local(rs.address):
-                    self.warn(f"real_server {rs.address} is an address of this director: traffic would be "
+                elif rs.address.is_loopback or (self.check_host and self._is_local(rs.address)):
+                    self.warn(f"real_server {rs.address} is a local address of this director: traffic would be "
                               "forwarded to the director itself", rs_loc)
                 if rs.lthreshold and rs.uthreshold and rs.lthreshold > rs.uthreshold:
                     self.err(f"real_server {rs.address}: lthreshold {rs.lthreshold} > uthreshold {rs.uthreshold}",
@@ -299,18 +317,20 @@ class Validator:
                 continue
             if not stat.S_ISREG(st.st_mode) or not os.access(path, os.X_OK):
                 self.warn(f"{owner}: script {path} is not an executable file", loc)
-            if secure:
-                for part in _path_and_parents(path):
-                    try:
-                        pst = os.stat(part)
-                    except OSError:
-                        continue
-                    if pst.st_uid != 0 or pst.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-                        if pst.st_mode & stat.S_ISVTX and part != path:
-                            continue  # a sticky directory such as /tmp does not let others replace files
-                        self.err(f"{owner}: script {path} is unsafe: {part} is writable by a non-root user "
-                                 "(enable_script_security disables it)", loc)
-                        break
+            for part in _path_and_parents(path):
+                try:
+                    pst = os.stat(part)
+                except OSError:
+                    continue
+                if pst.st_uid != 0 or pst.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                    if pst.st_mode & stat.S_ISVTX and part != path:
+                        continue  # a sticky directory such as /tmp does not let others replace files
+                    message = f"{owner}: script {path} is unsafe: {part} is writable by a non-root user"
+                    if secure:
+                        self.err(message + " (enable_script_security disables it)", loc)
+                    else:  # keepalived: "SECURITY VIOLATION - scripts are being executed but script_security …"
+                        self.warn(message + "; keepalived runs it anyway as enable_script_security is not set", loc)
+                    break
 
     def _all_scripts(self) -> Iterator[tuple[str, m.Script, Location | None]]:
         c = self.config

@@ -47,8 +47,17 @@ def integer(word: Word, lo: int, hi: int, what: str) -> int:
     except ValueError:
         raise BadValue(f"{what} '{text}' is not an integer", word) from None
     if not lo <= value <= hi:
-        raise BadValue(f"{what} {value} is outside the range {lo}-{hi}", word)
+        raise BadValue(f"{what} {value} is outside the range {_span(lo, hi)}", word)
     return value
+
+
+def _num(x: float) -> str:
+    """A bound as an operator writes it: 0.000001 and 31536000, not 1e-06 and 3.1536e+07."""
+    return f"{x:.6f}".rstrip("0").rstrip(".") if x != int(x) else str(int(x))
+
+
+def _span(lo: float, hi: float) -> str:
+    return f"{_num(lo)}-{_num(hi)}" if lo >= 0 else f"{_num(lo)} to {_num(hi)}"
 
 
 def timer(word: Word, lo: float, hi: float, what: str) -> float:
@@ -59,7 +68,7 @@ def timer(word: Word, lo: float, hi: float, what: str) -> float:
     except ValueError:
         raise BadValue(f"{what} '{text}' is not a number of seconds", word) from None
     if value != value or not lo <= value <= hi:  # NaN fails the range too
-        raise BadValue(f"{what} {text} is outside the range {lo:g}-{hi:g} seconds", word)
+        raise BadValue(f"{what} {text} is outside the range {_span(lo, hi)} seconds", word)
     return round(value, 6)
 
 
@@ -91,7 +100,8 @@ def interface_address(word: Word, what: str = "address") -> IPInterface:
             addr = ip_address(addr_text)
             plen = int(prefix, 10)
             if not 0 <= plen <= addr.max_prefixlen:
-                raise BadValue(f"invalid prefix length /{prefix} in {what} '{text}'", word)
+                raise BadValue(f"prefix length /{prefix} in {what} '{text}' is outside the range "
+                               f"0-{addr.max_prefixlen}", word)
             return ip_interface(text)
         return ip_interface(text)
     except BadValue:
@@ -143,9 +153,12 @@ def command(keyword: Word, args: Sequence[Word]) -> Script:
 def lvs_method(keyword: Word, args: Sequence[Word]) -> LvsMethod:
     """NAT|DR|TUN [type ipip|gue port N|gre] [nocsum|csum|remcsum]."""
     kind_word = one(keyword, args, "a forwarding method (NAT, DR or TUN)")
-    kind = kind_word.text.upper()
+    kind = kind_word.text
     if kind not in ("NAT", "DR", "TUN"):
-        raise BadValue(f"unknown forwarding method '{kind_word.text}' (NAT, DR or TUN)", kind_word)
+        # keepalived compares case-sensitively: 'dr' is unknown there and the service silently runs as NAT
+        hint = f"; write '{kind.upper()}'" if kind.upper() in ("NAT", "DR", "TUN") else ""
+        raise BadValue(f"unknown forwarding method '{kind}' (NAT, DR or TUN{hint}; keepalived would use NAT)",
+                       kind_word)
     rest = list(args[1:])
     if kind != "TUN":
         if rest:
@@ -157,9 +170,9 @@ def lvs_method(keyword: Word, args: Sequence[Word]) -> LvsMethod:
     i = 0
     while i < len(rest):
         word = rest[i]
-        text = word.text.lower()
+        text = word.text  # case-sensitive, as in keepalived
         if text == "type" and i + 1 < len(rest):
-            tt = rest[i + 1].text.lower()
+            tt = rest[i + 1].text
             if tt not in ("ipip", "gue", "gre"):
                 raise BadValue(f"unknown tunnel type '{rest[i + 1].text}' (ipip, gue or gre)", rest[i + 1])
             tunnel_type = tt
