@@ -27,11 +27,19 @@ This mirrors keepalived 2.x (``check_*.c`` epilogues, ``ipwrapper.c``, the check
   the sorry server in IPVS at weight 0 while it is not needed. ``quorum_up`` / ``quorum_down`` run.
 * **misc_dynamic**: MISC_CHECK exit 0 is up at the configured weight, 1 (or anything else) is down,
   2..255 is up with weight ``exit - 2``.
+* **FILE_CHECK** (keepalived's track_file on a real server): each result carries the checker's weight
+  contribution (``CheckOutcome.weight``: the file's number times the checker's weight, reversed as
+  configured) or a fault (``ok`` false). A fault takes the checker down and its contribution out of the
+  server's weight; leaving the fault puts the contribution back first, then brings the checker up; any
+  other change edits the weight. There are no retries, and no alpha: the state is known from the file,
+  which the caller reads before :meth:`CheckPolicy.start` and hands over with
+  :meth:`CheckPolicy.preset_file_state`.
 
 Log texts that name a checker-specific outcome ("TCP connection to X failed.") are produced by the
 checker; it writes ``{rs}`` (:data:`RS_TOKEN`) where keepalived prints the real server, and the policy
-substitutes keepalived's ``[ip]:proto:port`` form. keepalived 2.x logs a per-attempt failure only with
-``log_all_failures``; here it is always emitted, at level ``debug`` unless ``log_all_failures`` is set.
+substitutes keepalived's ``[ip]:proto:port`` form (and :data:`VS_TOKEN` the virtual server's).
+keepalived 2.x logs a per-attempt failure only with ``log_all_failures``; here it is always emitted, at
+level ``debug`` unless ``log_all_failures`` is set.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ __all__ = [
     "BOOTSTRAP_DELAY",
     "IPVS_WEIGHT_LIMIT",
     "RS_TOKEN",
+    "VS_TOKEN",
     "Action",
     "CheckOutcome",
     "CheckParams",
@@ -74,6 +83,8 @@ BOOTSTRAP_DELAY = 1.0
 IPVS_WEIGHT_LIMIT = 2**31 - 1
 RS_TOKEN = "{rs}"
 """Placeholder a checker writes in ``CheckOutcome.detail`` where the real server's name goes."""
+VS_TOKEN = "{vs}"
+"""Placeholder for the virtual server's name (keepalived's FMT_VS) in ``CheckOutcome.detail``."""
 
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
@@ -198,12 +209,13 @@ class RsRef(NamedTuple):
     rs: str
 
 
-@dataclass(frozen=True, slots=True)
-class CheckerRef:
-    """One checker: its real server and its position in ``RealServerParams.checkers``."""
+class CheckerRef(NamedTuple):
+    """One checker: its real server and its position in ``RealServerParams.checkers``.
+
+    A NamedTuple (like :class:`RsRef`) because it keys the runner's per-check dictionaries."""
 
     rs: RsRef
-    index: int
+    index: int  # type: ignore[assignment]  # (shadows tuple.index, which nothing here uses)
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +234,8 @@ class CheckOutcome:
     exit_status: int | None = None
     signal: int | None = None
     timed_out: bool = False
+    weight: int | None = None
+    """FILE_CHECK: the checker's contribution to the real server's weight (when ``ok``)."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -359,6 +373,8 @@ class _Checker:
     last_exit_code: int = 0
     next_time: float = math.inf
     last_ok: bool | None = None
+    cur_weight: int = 0
+    """FILE_CHECK: the contribution currently included in the real server's effective weight."""
 
 
 @dataclass(slots=True)
@@ -539,6 +555,23 @@ class CheckPolicy:
             out[v.sorry.key] = v.sorry.ipvs_weight
         return out
 
+    def preset_file_state(self, rs: RsRef, checker: int, ok: bool, weight: int = 0) -> None:
+        """FILE_CHECK's state read from its file before :meth:`start` (keepalived reads track files before
+        it programs IPVS): a fault starts the checker down, otherwise ``weight`` is added to the server's."""
+        if self._started:
+            raise RuntimeError("preset_file_state() must be called before start()")
+        _, r, ch = self._lookup(rs, checker)
+        if ch.params.kind != "FILE_CHECK":
+            raise ValueError(f"checker #{checker} of {rs.rs} is a {ch.params.kind}, not a FILE_CHECK")
+        r.effective_weight -= ch.cur_weight
+        ch.cur_weight = 0
+        self._set_checker_state(r, ch, ok)
+        if ok:
+            ch.cur_weight = weight
+            r.effective_weight += weight
+        ch.has_run = True
+        ch.last_ok = ok
+
     # ---- lifecycle -------------------------------------------------------------------------------
 
     def start(self, now: float) -> list[Action]:
@@ -628,6 +661,7 @@ class CheckPolicy:
             signal=outcome.signal,
             timed_out=outcome.timed_out,
             started=started,
+            weight=outcome.weight,
         )
 
     def record_result(
@@ -642,8 +676,10 @@ class CheckPolicy:
         signal: int | None = None,
         timed_out: bool = False,
         started: float | None = None,
+        weight: int | None = None,
     ) -> list[Action]:
-        """Feed one check result (completed at ``now``; ``started`` matters only to MISC_CHECK)."""
+        """Feed one check result (completed at ``now``; ``started`` matters only to MISC_CHECK,
+        ``weight`` only to FILE_CHECK)."""
         if not self._started:
             raise RuntimeError("CheckPolicy.start() must be called before results are recorded")
         vs, r, ch = self._lookup(rs, checker)
@@ -652,6 +688,8 @@ class CheckPolicy:
             if exit_status is None and signal is None and not timed_out:
                 exit_status = 0 if ok else 1
             self._record_misc(vs, r, ch, now, started, exit_status, signal, timed_out, acts)
+        elif ch.params.kind == "FILE_CHECK":
+            self._record_file(vs, r, ch, ok, weight or 0, now, acts)
         else:
             self._record_generic(vs, r, ch, ok, now, detail, acts)
         return acts
@@ -660,8 +698,12 @@ class CheckPolicy:
         self, vs: _Vs, r: _Rs, ch: _Checker, ok: bool, now: float, detail: str, acts: list[Action]
     ) -> None:
         p = ch.params
-        text = detail.replace(RS_TOKEN, r.key)
         ch.last_ok = ok
+        if ok and ch.is_up and ch.has_run:  # the steady state: nothing to log, nothing changes
+            ch.retry_it = 0
+            ch.next_time = now + p.delay_loop
+            return
+        text = detail.replace(RS_TOKEN, r.key).replace(VS_TOKEN, vs.key)
         if not ok and ch.is_up and text:
             acts.append(LogEvent(text, "info" if p.log_all_failures else "debug", vs.key, r.key))
         if ok or ch.retry_it >= p.retry:
@@ -755,6 +797,25 @@ class CheckPolicy:
         base = now if started is None else started
         ch.next_time = max(now, base + (p.delay_before_retry if ch.retry_it else p.delay_loop))
         ch.has_run = True
+
+    def _record_file(
+        self, vs: _Vs, r: _Rs, ch: _Checker, ok: bool, weight: int, now: float, acts: list[Action]
+    ) -> None:
+        """keepalived's process_update_checker_track_file_status()."""
+        if not ok and ch.is_up:
+            self._update_checker_state(vs, r, ch, False, acts)
+            r.effective_weight -= ch.cur_weight
+            ch.cur_weight = 0
+        elif ok and not ch.is_up:
+            ch.cur_weight = weight
+            r.effective_weight += weight
+            self._update_checker_state(vs, r, ch, True, acts)
+        elif ok and weight != ch.cur_weight:
+            self._update_svr_wgt(vs, r, r.effective_weight + weight - ch.cur_weight, True, acts)
+            ch.cur_weight = weight
+        ch.last_ok = ok
+        ch.has_run = True
+        ch.next_time = now + ch.params.delay_loop
 
     # ---- keepalived's ipwrapper.c ------------------------------------------------------------------
 

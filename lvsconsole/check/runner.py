@@ -1,10 +1,21 @@
 """One asyncio scheduler for every health check.
 
 A single dispatcher task keeps a heap of (due time, checker) pairs taken from the policy's
-``next_check_time``. When the earliest is due it waits for a concurrency slot (a semaphore bounds how
-many checks run at once) and starts the check as its own task; the check's result goes to the policy,
-the policy's actions go to the ``on_actions`` callback, and the checker goes back on the heap at its
-new due time. First checks are spread over ``warmup`` by the policy, so there is no start-up burst.
+``next_check_time``. It wakes once per :data:`DISPATCH_QUANTUM` at most, starts every check due by then
+(each as its own task, within ``max_concurrency`` checks in flight) and sleeps until the next due time,
+or until a check is pushed that is due sooner. The check's result goes to the policy, the policy's
+actions go to the ``on_actions`` callback, and the checker goes back on the heap at its new due time.
+First checks are spread over ``warmup`` by the policy, so there is no start-up burst. A watchdog task
+cancels any check still running :data:`TIMEOUT_GRACE` after its checker's own ``timeout`` (one timer
+for all checks rather than one per check: at ten thousand checks a second, per-check bookkeeping is
+what the director's CPU goes on).
+
+The next run is due ``delay_loop`` after a check completes (keepalived's rule), except that a check
+completing within :data:`PHASE_SLACK` of its due time counts as having run exactly on time: the
+director's own lag (a busy loop, a slow syscall) then neither drifts the schedule nor bunches checks
+that were spread out, which would otherwise feed on itself (a stall makes the checks due during it run
+together, so they are due together the next time, and make a longer stall). Slow checks (timeouts) are
+still rescheduled from their completion.
 
 Lateness (start time minus due time) is measured per check: it is the director's own lag — the
 event loop too busy, or every concurrency slot taken — and is reported with each result and in
@@ -30,6 +41,15 @@ _log = logging.getLogger(__name__)
 
 TIMEOUT_GRACE = 0.5
 """Seconds the runner waits beyond a checker's own ``timeout`` before cancelling it."""
+
+PHASE_SLACK = 0.1
+"""A check that completes within this many seconds of its due time is rescheduled from its due time."""
+
+DISPATCH_QUANTUM = 0.001
+"""Checks due within this many seconds are started together (so the dispatcher wakes at most ~1000/s)."""
+
+WATCHDOG_TICK = 0.1
+"""How often the watchdog looks for checks that overran their timeout."""
 
 
 class Checker(Protocol):
@@ -95,6 +115,7 @@ class CheckRunner:
         *,
         max_concurrency: int = 64,
         on_record: RecordCallback | None = None,
+        phase_slack: float = PHASE_SLACK,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be >= 1")
@@ -103,12 +124,17 @@ class CheckRunner:
         self._on_actions = on_actions
         self._on_record = on_record
         self._max_concurrency = max_concurrency
+        self._phase_slack = phase_slack
         self._heap: list[tuple[float, int, CheckerRef]] = []
         self._seq = itertools.count()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], float] = {}
+        """Checks in flight → the time past which the watchdog cancels them."""
         self._dispatcher: asyncio.Task[None] | None = None
-        self._wakeup: asyncio.Event | None = None
-        self._sem: asyncio.Semaphore | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        self._wake: asyncio.Future[None] | None = None
+        self._wake_at = math.inf
+        self._slot: asyncio.Future[None] | None = None
+        self._expired: set[asyncio.Task[None]] = set()
         self._stopping = False
         self.stats = RunnerStats()
         self.last_lateness: dict[CheckerRef, float] = {}
@@ -120,24 +146,23 @@ class CheckRunner:
         if self._dispatcher is not None:
             raise RuntimeError("CheckRunner already started")
         loop = asyncio.get_running_loop()
-        self._wakeup = asyncio.Event()
-        self._sem = asyncio.Semaphore(self._max_concurrency)
         actions = self._policy.start(loop.time())
         for ref in self._policy.checker_refs():
             if ref in self._checkers:
                 self._push(ref)
         self._deliver(actions)
         self._dispatcher = loop.create_task(self._dispatch(), name="lvsconsole-check-dispatcher")
+        self._watchdog = loop.create_task(self._watch(), name="lvsconsole-check-watchdog")
 
     async def stop(self, *, shutdown: bool = False) -> None:
         """Cancel the dispatcher and every check in flight; with ``shutdown`` deliver the policy's
         shutdown actions (remove dests, omega notifies)."""
         self._stopping = True
-        tasks = [t for t in (self._dispatcher, *self._tasks) if t is not None]
+        tasks = [t for t in (self._dispatcher, self._watchdog, *self._tasks) if t is not None]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._dispatcher = None
+        self._dispatcher = self._watchdog = None
         if shutdown:
             self._deliver(self._policy.shutdown(asyncio.get_running_loop().time()))
 
@@ -154,44 +179,67 @@ class CheckRunner:
         due = self._policy.next_check_time(ref.rs, ref.index)
         if math.isfinite(due):
             heapq.heappush(self._heap, (due, next(self._seq), ref))
-            if self._wakeup is not None:
-                self._wakeup.set()
+            if due < self._wake_at:
+                self._wake_at = due
+                wake = self._wake
+                if wake is not None and not wake.done():
+                    wake.set_result(None)
 
     async def _dispatch(self) -> None:
-        assert self._wakeup is not None and self._sem is not None
+        loop = asyncio.get_running_loop()
+        heap = self._heap
+        stats = self.stats
+        while True:
+            horizon = loop.time() + DISPATCH_QUANTUM
+            while heap and heap[0][0] <= horizon:
+                if stats.in_flight >= self._max_concurrency:
+                    self._slot = loop.create_future()
+                    await self._slot
+                    horizon = loop.time() + DISPATCH_QUANTUM
+                    continue
+                due, _, ref = heapq.heappop(heap)
+                checker = self._checkers[ref]
+                stats.in_flight += 1
+                task = loop.create_task(self._run_one(ref, checker, due))
+                self._tasks[task] = loop.time() + checker.timeout + TIMEOUT_GRACE
+                task.add_done_callback(self._forget)
+            self._wake_at = heap[0][0] if heap else math.inf
+            wake = self._wake = loop.create_future()
+            timer = loop.call_at(self._wake_at, _wake_up, wake) if heap else None
+            try:
+                await wake
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                self._wake = None
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
+        self._expired.discard(task)
+
+    async def _watch(self) -> None:
+        """Cancel checks that overran their checker's timeout (they then count as timed out)."""
         loop = asyncio.get_running_loop()
         while True:
-            if not self._heap:
-                self._wakeup.clear()
-                await self._wakeup.wait()
-                continue
-            due = self._heap[0][0]
-            delay = due - loop.time()
-            if delay > 0:
-                self._wakeup.clear()
-                try:
-                    async with asyncio.timeout(delay):
-                        await self._wakeup.wait()
-                except TimeoutError:
-                    pass
-                continue  # re-read the heap: an earlier check may have been pushed meanwhile
-            await self._sem.acquire()
-            due, _, ref = heapq.heappop(self._heap)
-            self.stats.in_flight += 1
-            task = loop.create_task(self._run_one(ref, due), name=f"check {ref.rs.rs} #{ref.index}")
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            await asyncio.sleep(WATCHDOG_TICK)
+            now = loop.time()
+            for task, deadline in list(self._tasks.items()):
+                if deadline <= now and not task.done() and task not in self._expired:
+                    self._expired.add(task)
+                    task.cancel()
 
-    async def _run_one(self, ref: CheckerRef, scheduled: float) -> None:
-        assert self._sem is not None
+    async def _run_one(self, ref: CheckerRef, checker: Checker, scheduled: float) -> None:
         loop = asyncio.get_running_loop()
-        checker = self._checkers[ref]
         started = loop.time()
         try:
             try:
-                async with asyncio.timeout(checker.timeout + TIMEOUT_GRACE):
-                    outcome = await checker.check()
-            except TimeoutError:
+                outcome = await checker.check()
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task not in self._expired or self._stopping:
+                    raise
+                self._expired.discard(task)
+                task.uncancel()
                 detail = f"Check on service {{rs}} timed out after {checker.timeout:g}s."
                 outcome = CheckOutcome(False, detail, reason="timeout", timed_out=True)
             except Exception as exc:  # a broken checker must not stop the others
@@ -199,14 +247,20 @@ class CheckRunner:
                 detail = f"Check on service {{rs}} raised {type(exc).__name__}: {exc}"
                 outcome = CheckOutcome(False, detail, reason=type(exc).__name__)
         finally:
-            self._sem.release()
             self.stats.in_flight -= 1
+            slot = self._slot
+            if slot is not None and not slot.done():
+                slot.set_result(None)
         finished = loop.time()
         record = CheckRecord(ref, outcome, scheduled, started, finished)
         self._account(record)
         if self._stopping:
             return
-        actions = self._policy.record_outcome(ref.rs, ref.index, outcome, finished, started=started)
+        if finished - scheduled <= self._phase_slack:
+            # Quick and on time (give or take our own lag): keep the check's phase.
+            actions = self._policy.record_outcome(ref.rs, ref.index, outcome, scheduled, started=scheduled)
+        else:
+            actions = self._policy.record_outcome(ref.rs, ref.index, outcome, finished, started=started)
         self._push(ref)
         if self._on_record is not None:
             try:
@@ -230,3 +284,8 @@ class CheckRunner:
                 self._on_actions(actions)
             except Exception:
                 _log.exception("check action callback failed")
+
+
+def _wake_up(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

@@ -1,0 +1,398 @@
+#!/usr/bin/env python3
+"""Health checks at scale: N real TCP servers checked every second by one lvsconsole process.
+
+A child process binds N listening sockets, one per loopback address (127.1.x.y; all of 127/8 is local on
+Linux), on one port, and accepts and closes every connection. The parent loads a keepalived.conf with
+N/10 virtual servers of 10 real servers each (TCP_CHECK, delay_loop 1 s, connect_timeout 3 s, retry 1)
+and runs the real check service on it: config → from_config → CheckPolicy → CheckRunner → TcpChecker.
+After a warm-up (bootstrap delay plus the warmup spread) it measures, over ``--seconds``:
+
+* checks/s sustained (completed checks in the window / window length), and how many failed;
+* lateness of each check against its schedule (start time minus due time): p50, p99, max;
+* CPU seconds (user + system, this process only, resource.getrusage) per 1,000 checks, and the share of
+  one core; the listener's accepts/s as an outside count of the same checks;
+* the machine's busy CPU time over the window (/proc/stat), so that a run on a shared machine says how
+  much of it went elsewhere. Throughput and lateness need the core to be ours; CPU per 1,000 checks does
+  not, and is the figure to compare across runs. (Loopback TCP work the kernel does in softirq context is
+  not necessarily charged to either process; it shows up in the machine's total.)
+
+Target (issue 4): 10,000 checks/s sustained on one core with p99 lateness <= 50 ms.
+
+Anchor: keepalived's own checker, run against the same listeners, needs IPVS (its checker process
+programs the table and exits without it). On a kernel with ip_vs (the QEMU guest of the kernel tier) the
+script runs ``keepalived -n -C`` on an equivalent config for the same window and prints checks per
+CPU-second for both and their ratio; elsewhere it says that the anchor is unavailable, and why.
+
+Usage: bench/checks_scale.py [--n 1000] [--seconds 60] [--port 8080] [--concurrency 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+RS_PER_VS = 10
+TARGET_RATE = 10_000
+TARGET_P99 = 0.050
+
+
+def address(i: int) -> str:
+    return f"127.1.{i // 250}.{i % 250 + 1}"
+
+
+def raise_nofile(need: int) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else max(soft, need)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return want
+
+
+# ---- the listeners (child process) ------------------------------------------------------------------
+
+
+def serve(n: int, port: int) -> None:
+    """Bind n listeners, say READY, accept-and-close until stdin closes; answer "COUNT" with the count."""
+    limit = raise_nofile(n + 64)
+    if limit < n + 16:
+        print(f"ERROR fd limit {limit} is too low for {n} listeners", flush=True)
+        return
+    sel = selectors.DefaultSelector()
+    listeners = []
+    for i in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((address(i), port))
+        s.listen(256)
+        s.setblocking(False)
+        sel.register(s, selectors.EVENT_READ, None)
+        listeners.append(s)
+    stdin = sys.stdin.buffer.raw  # type: ignore[union-attr]
+    os.set_blocking(stdin.fileno(), False)
+    sel.register(stdin, selectors.EVENT_READ, "ctl")
+    print("READY", flush=True)
+    accepted = 0
+    pending = b""
+    while True:
+        for key, _ in sel.select():
+            if key.data == "ctl":
+                data = stdin.read(4096)
+                if not data:
+                    return
+                pending += data
+                while b"\n" in pending:
+                    line, pending = pending.split(b"\n", 1)
+                    if line.strip() == b"COUNT":
+                        print(accepted, flush=True)
+                continue
+            sock = key.fileobj
+            assert isinstance(sock, socket.socket)
+            while True:
+                try:
+                    conn, _ = sock.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError:
+                    break
+                conn.close()
+                accepted += 1
+
+
+class Listeners:
+    def __init__(self, n: int, port: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", "--n", str(n), "--port", str(port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode().strip()
+        if line != "READY":
+            self.close()
+            raise SystemExit(f"listener process failed: {line or 'no output'}")
+
+    def count(self) -> int:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(b"COUNT\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+# ---- the config ---------------------------------------------------------------------------------------
+
+
+def config_text(n: int, port: int, delay_loop: float, connect_timeout: float) -> str:
+    lines = ["global_defs {", "    router_id CHECKS_SCALE", "}"]
+    for v in range((n + RS_PER_VS - 1) // RS_PER_VS):
+        lines += [
+            f"virtual_server 10.{100 + v // 250}.{v % 250}.1 {port} {{",
+            f"    delay_loop {delay_loop:g}",
+            "    lb_algo wrr",
+            "    lb_kind NAT",
+            "    protocol TCP",
+        ]
+        for i in range(v * RS_PER_VS, min(n, (v + 1) * RS_PER_VS)):
+            lines += [
+                f"    real_server {address(i)} {port} {{",
+                "        weight 1",
+                "        TCP_CHECK {",
+                f"            connect_timeout {connect_timeout:g}",
+                "            retry 1",
+                "            delay_before_retry 1",
+                "        }",
+                "    }",
+            ]
+        lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+# ---- our run ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    checks: int = 0
+    failures: int = 0
+    wall: float = 0.0
+    cpu: float = 0.0
+    accepts: int = 0
+    lateness: list[float] = field(default_factory=list)
+    sys_cpu: float = 0.0
+    machine_busy: float = 0.0
+    """CPU-seconds all CPUs spent busy (user, system, irq, softirq, steal) during the window."""
+    listener_cpu: float = 0.0
+
+
+def machine_busy() -> float:
+    """Busy CPU-seconds of the whole machine so far (from /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_now() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def sys_now() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    values = sorted(values)
+    k = max(0, min(len(values) - 1, int(q * len(values) + 0.999999) - 1))
+    return values[k]
+
+
+async def run_ours(text: str, listeners: Listeners, warm: float, seconds: float, concurrency: int) -> Result:
+    from lvsconsole.check.runner import CheckRecord
+    from lvsconsole.check.service import CheckService
+    from lvsconsole.config.build import load_text
+
+    result = load_text(text)
+    errors = [str(d) for d in result.diagnostics if d.is_error]
+    if errors:
+        raise SystemExit("config errors:\n" + "\n".join(errors[:5]))
+    out = Result()
+    measuring = False
+
+    def on_record(rec: CheckRecord) -> None:
+        if measuring:
+            out.lateness.append(rec.lateness)
+            if not rec.outcome.ok:
+                out.failures += 1
+
+    service = CheckService(result.config, None, max_concurrency=concurrency, run_notifies=False)
+    service.add_record_listener(on_record)
+    await service.start()
+    try:
+        await asyncio.sleep(warm)
+        loop = asyncio.get_running_loop()
+        m0, l0, s0 = machine_busy(), process_cpu(listeners.proc.pid), sys_now()
+        c0, t0, a0, n0 = cpu_now(), loop.time(), listeners.count(), service.runner.stats.checks
+        measuring = True
+        await asyncio.sleep(seconds)
+        measuring = False
+        c1, t1, a1, n1 = cpu_now(), loop.time(), listeners.count(), service.runner.stats.checks
+        m1, l1, s1 = machine_busy(), process_cpu(listeners.proc.pid), sys_now()
+    finally:
+        await service.stop(shutdown=False)
+    out.checks, out.wall, out.cpu, out.accepts = n1 - n0, t1 - t0, c1 - c0, a1 - a0
+    out.machine_busy, out.listener_cpu, out.sys_cpu = m1 - m0, l1 - l0, s1 - s0
+    return out
+
+
+# ---- keepalived's run (where IPVS exists) --------------------------------------------------------------------
+
+
+def anchor_unavailable() -> str | None:
+    if shutil.which("keepalived") is None:
+        return "keepalived is not installed"
+    if not Path("/proc/net/ip_vs").exists():
+        return (
+            "this kernel has no ip_vs (/proc/net/ip_vs is missing) and keepalived's checker needs IPVS; "
+            "run this script inside the QEMU guest of the kernel tier (tests/kernel) for the anchor"
+        )
+    if os.geteuid() != 0:
+        return "keepalived's checker needs root to program IPVS"
+    return None
+
+
+def _proc_tree_cpu(root: int) -> float:
+    """user+system CPU seconds of a process and its descendants (from /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    todo = [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(stat[11]) + int(stat[12])) / tick
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                children = (task / "children").read_text().split()
+                todo.extend(int(c) for c in children)
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total
+
+
+def run_keepalived(text: str, listeners: Listeners, warm: float, seconds: float) -> Result:
+    with tempfile.TemporaryDirectory(prefix="checks-scale-") as d:
+        conf = Path(d) / "keepalived.conf"
+        conf.write_text(text)
+        argv = [
+            "keepalived", "-n", "-C", "-l", "-f", str(conf), "-p", f"{d}/k.pid", "-c", f"{d}/c.pid",
+        ]  # fmt: skip
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(warm + 2.0)  # keepalived's own start-up (IPVS programming) plus the warm-up
+            if proc.poll() is not None:
+                raise RuntimeError(f"keepalived exited with status {proc.returncode}")
+            c0, t0, a0 = _proc_tree_cpu(proc.pid), time.monotonic(), listeners.count()
+            time.sleep(seconds)
+            c1, t1, a1 = _proc_tree_cpu(proc.pid), time.monotonic(), listeners.count()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    # keepalived does not report its checks: the listener's accepts are its TCP_CHECKs.
+    return Result(checks=a1 - a0, wall=t1 - t0, cpu=c1 - c0, accepts=a1 - a0)
+
+
+# ---- report -------------------------------------------------------------------------------------------------
+
+
+def report(args: argparse.Namespace, ours: Result) -> None:
+    rate = ours.checks / ours.wall if ours.wall else 0.0
+    p50, p99 = percentile(ours.lateness, 0.50), percentile(ours.lateness, 0.99)
+    worst = max(ours.lateness, default=0.0)
+    per_k = ours.cpu / ours.checks * 1000 if ours.checks else float("nan")
+    core = ours.cpu / ours.wall if ours.wall else 0.0
+    print(
+        f"checks_scale: N={args.n} real servers (TCP listeners on 127.1.x.y:{args.port}), TCP_CHECK every "
+        f"{args.delay_loop:g} s, measured {ours.wall:.1f} s after {args.warm:g} s warm-up"
+    )
+    asked = args.n / args.delay_loop
+    print(f"  checks                {ours.checks} = {rate:,.0f}/s sustained (schedule asks {asked:,.0f}/s)")
+    print(f"  failed checks         {ours.failures}")
+    print(f"  lateness p50 / p99    {p50 * 1e3:.2f} ms / {p99 * 1e3:.2f} ms (max {worst * 1e3:.1f} ms)")
+    print(
+        f"  CPU (user+sys)        {ours.cpu:.2f} s (sys {ours.sys_cpu:.2f}) = {per_k:.3f} s per 1,000 checks "
+        f"({core:.0%} of one core)"
+    )
+    accepts = ours.accepts / ours.wall if ours.wall else 0.0
+    print(f"  listener accepts      {accepts:,.0f}/s ({ours.listener_cpu:.2f} CPU s)")
+    ncpu = os.cpu_count() or 1
+    others = max(0.0, ours.machine_busy - ours.cpu - ours.listener_cpu)
+    load1 = Path("/proc/loadavg").read_text().split()[0]
+    print(
+        f"  machine               {ncpu} CPUs, load average {load1}; busy {ours.machine_busy:.1f} CPU s of "
+        f"{ncpu * ours.wall:.1f}, of which {others:.1f} s neither this process nor the listener (kernel "
+        f"softirq work for loopback TCP, other jobs)"
+    )
+    cap = 1000 / per_k if per_k == per_k and per_k > 0 else 0.0
+    kept = rate >= asked * 0.97
+    print(
+        f"  target                {TARGET_RATE:,} checks/s on one core with p99 lateness <= {TARGET_P99 * 1e3:.0f} ms;"
+        f" here the schedule was {'kept' if kept else 'NOT kept'} with p99 {p99 * 1e3:.1f} ms"
+        f" ({'within' if p99 <= TARGET_P99 else 'over'} the bound), and this process's CPU cost"
+        f" extrapolates to ~{cap:,.0f} checks per core-second"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    ap.add_argument("--n", type=int, default=1000, help="real servers (listeners), default 1000")
+    ap.add_argument("--seconds", type=float, default=60.0, help="measured window, default 60")
+    ap.add_argument("--port", type=int, default=8080)
+    ap.add_argument("--delay-loop", type=float, default=1.0)
+    ap.add_argument("--connect-timeout", type=float, default=3.0)
+    ap.add_argument("--concurrency", type=int, default=1024, help="max checks in flight")
+    ap.add_argument("--warm", type=float, default=3.0, help="seconds before measuring (bootstrap + warmup spread)")
+    ap.add_argument("--no-anchor", action="store_true", help="do not run keepalived even where IPVS exists")
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        serve(args.n, args.port)
+        return
+    limit = raise_nofile(args.concurrency + 256)
+    if limit < args.concurrency + 64:
+        raise SystemExit(f"fd limit {limit} is too low for --concurrency {args.concurrency}")
+    text = config_text(args.n, args.port, args.delay_loop, args.connect_timeout)
+    listeners = Listeners(args.n, args.port)
+    try:
+        ours = asyncio.run(run_ours(text, listeners, args.warm, args.seconds, args.concurrency))
+        report(args, ours)
+        why = "disabled (--no-anchor)" if args.no_anchor else anchor_unavailable()
+        if why is not None:
+            print(f"keepalived anchor: unavailable - {why}")
+            return
+        theirs = run_keepalived(text, listeners, args.warm, args.seconds)
+        ours_eff = ours.checks / ours.cpu if ours.cpu else 0.0
+        theirs_eff = theirs.checks / theirs.cpu if theirs.cpu else float("inf")
+        print(
+            f"keepalived anchor: {theirs.checks / theirs.wall:,.0f} checks/s, {theirs.cpu:.2f} CPU s "
+            f"= {theirs_eff:,.0f} checks per CPU-second; ours {ours_eff:,.0f}; ours / keepalived = "
+            f"{ours_eff / theirs_eff:.2f}"
+        )
+    finally:
+        listeners.close()
+
+
+if __name__ == "__main__":
+    main()

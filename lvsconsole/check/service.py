@@ -1,0 +1,466 @@
+"""The check service: one config's health checks, running, with an event stream and a snapshot.
+
+:class:`CheckService` builds the policy and the runner from a :class:`~lvsconsole.config.model.Config`
+(:mod:`lvsconsole.check.from_config`), reads FILE_CHECK files before the first IPVS decision (as keepalived
+reads its track files), starts the runner, and hands every batch of actions to ``apply_actions`` in order
+(a plain or an async callable; an async one is awaited before the next batch). Alongside it:
+
+* LogEvents go to subscribers (:meth:`CheckService.subscribe`, :meth:`CheckService.events`) and to a
+  bounded history, in keepalived's wording ("TCP connection to [192.168.2.187]:tcp:80 failed.",
+  "Removing service [192.168.2.187]:tcp:80 from VS [192.168.2.188]:tcp:80", "Gained quorum 1+0=1 <= 2 for
+  VS …"); configuration warnings come first.
+* notify_up / notify_down / quorum_up / quorum_down scripts run (no shell, as their user or
+  ``script_user``, bounded by :data:`NOTIFY_TIMEOUT`) unless ``run_notifies`` is off.
+* :meth:`CheckService.snapshot` reports, per virtual server, quorum and the weight sum and, per real
+  server, alive/down, weights, and each checker's state, last result and lateness.
+
+:func:`run_checks` is the headless form: run until an event is set, logging every LogEvent through
+:mod:`logging` and passing every action to a callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import math
+import random
+import resource
+import shlex
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from lvsconsole.check.from_config import CheckSetup, build_checks
+from lvsconsole.check.misc import RunAs, run_script
+from lvsconsole.check.policy import (
+    BOOTSTRAP_DELAY,
+    Action,
+    CheckerRef,
+    CheckPolicy,
+    LogEvent,
+    RsRef,
+    RunNotify,
+)
+from lvsconsole.check.runner import CheckRecord, CheckRunner
+from lvsconsole.config.model import Config
+
+__all__ = [
+    "NOTIFY_TIMEOUT",
+    "CheckService",
+    "CheckerSnapshot",
+    "EventSubscription",
+    "RealServerSnapshot",
+    "ServiceSnapshot",
+    "VirtualServerSnapshot",
+    "run_checks",
+]
+
+_log = logging.getLogger("lvsconsole.check")
+
+NOTIFY_TIMEOUT = 30.0
+"""Seconds a notify script may run before its process group is terminated."""
+
+LATENESS_WINDOW = 10_000
+"""Recent checks kept for the lateness percentiles of the snapshot."""
+
+ApplyActions = Callable[[Sequence[Action]], Awaitable[None] | None]
+
+
+def default_concurrency() -> int:
+    """Checks allowed in flight: half the open-file limit (each check holds a socket), 64..8192.
+
+    keepalived has no such bound; a bound this high only matters when thousands of servers are dead
+    and every check waits out its connect_timeout."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 8192
+    return max(64, min(8192, soft // 2))
+
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+
+
+# --------------------------------------------------------------------------------------------------
+# Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class CheckerSnapshot:
+    index: int
+    kind: str
+    """The config block: TCP_CHECK, HTTP_GET, SSL_GET, MISC_CHECK, …"""
+    target: str
+    up: bool
+    last_ok: bool | None
+    last_detail: str
+    last_reason: str
+    last_finished: float | None
+    last_duration: float | None
+    lateness: float | None
+    """How late (s) the last check started against its schedule."""
+    next_due: float
+
+
+@dataclass(frozen=True, slots=True)
+class RealServerSnapshot:
+    vs: str
+    rs: str
+    address: str
+    port: int
+    alive: bool
+    weight: int
+    """Configured weight."""
+    effective_weight: int
+    """After misc_dynamic / FILE_CHECK adjustments (before clamping to IPVS's range)."""
+    ipvs_weight: int | None
+    """The weight the actions so far put in IPVS; None when the dest is not there."""
+    checkers: tuple[CheckerSnapshot, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VirtualServerSnapshot:
+    vs: str
+    quorum_up: bool
+    quorum: int
+    hysteresis: int
+    weight_sum: int
+    sorry_server_active: bool
+    real_servers: tuple[RealServerSnapshot, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSnapshot:
+    time: float
+    running: bool
+    checks: int
+    in_flight: int
+    errors: int
+    lateness_p50: float
+    lateness_p99: float
+    lateness_max: float
+    virtual_servers: tuple[VirtualServerSnapshot, ...]
+
+
+# --------------------------------------------------------------------------------------------------
+# Event stream
+
+
+class EventSubscription:
+    """An async iterator of LogEvents; ends when the service stops or :meth:`close` is called.
+
+    A subscriber that falls ``maxsize`` events behind loses the oldest ones (``dropped`` counts them);
+    the checks never wait for a reader.
+    """
+
+    def __init__(self, service: CheckService, maxsize: int) -> None:
+        self._service = service
+        self._queue: deque[LogEvent | None] = deque()
+        self._maxsize = maxsize
+        self._ready = asyncio.Event()
+        self.dropped = 0
+
+    def _put(self, item: LogEvent | None) -> None:
+        if item is not None and len(self._queue) >= self._maxsize:
+            self._queue.popleft()
+            self.dropped += 1
+        self._queue.append(item)
+        self._ready.set()
+
+    def __aiter__(self) -> EventSubscription:
+        return self
+
+    async def __anext__(self) -> LogEvent:
+        while not self._queue:
+            self._ready.clear()
+            await self._ready.wait()
+        item = self._queue.popleft()
+        if item is None:
+            self._queue.appendleft(None)  # stay ended
+            raise StopAsyncIteration
+        return item
+
+    def close(self) -> None:
+        self._service._subscribers.discard(self)
+        self._put(None)
+
+
+# --------------------------------------------------------------------------------------------------
+# Service
+
+
+class CheckService:
+    """All health checks of one config. ``apply_actions`` receives every action batch, in order."""
+
+    def __init__(
+        self,
+        config: Config,
+        apply_actions: ApplyActions | None = None,
+        *,
+        max_concurrency: int | None = None,
+        rng: random.Random | None = None,
+        bootstrap_delay: float = BOOTSTRAP_DELAY,
+        run_notifies: bool = True,
+        history: int = 1000,
+        setup: CheckSetup | None = None,
+    ) -> None:
+        self.config = config
+        self.setup = setup if setup is not None else build_checks(config)
+        self.policy = CheckPolicy(self.setup.virtual_servers, rng=rng, bootstrap_delay=bootstrap_delay)
+        self.runner = CheckRunner(
+            self.policy,
+            self.setup.checkers,
+            self._on_actions,
+            max_concurrency=max_concurrency if max_concurrency is not None else default_concurrency(),
+            on_record=self._on_record,
+        )
+        self._apply = apply_actions
+        self._run_notifies = run_notifies
+        self._subscribers: set[EventSubscription] = set()
+        self._record_listeners: list[Callable[[CheckRecord], None]] = []
+        self.history: deque[LogEvent] = deque(maxlen=history)
+        self._records: dict[CheckerRef, CheckRecord] = {}
+        self._lateness: deque[float] = deque(maxlen=LATENESS_WINDOW)
+        self._pending: deque[Sequence[Action] | None] = deque()
+        self._pending_ready: asyncio.Event | None = None
+        self._applier: asyncio.Task[None] | None = None
+        self._notify_tasks: set[asyncio.Task[None]] = set()
+        self._running = False
+        self._started = False
+
+    # ---- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._started:
+            raise RuntimeError("CheckService already started")
+        self._started = True
+        self._pending_ready = asyncio.Event()
+        self._applier = asyncio.get_running_loop().create_task(self._apply_loop(), name="lvsconsole-check-apply")
+        self._on_actions([LogEvent(w, "warning") for w in self.setup.warnings])
+        for ref, reader in self.setup.file_checkers.items():
+            out = reader.read()
+            self.policy.preset_file_state(ref.rs, ref.index, out.ok, out.weight or 0)
+        self.runner.start()
+        self._running = True
+
+    async def stop(self, *, shutdown: bool = True, notify_grace: float = 5.0) -> None:
+        """Stop checking; with ``shutdown`` deliver keepalived's shutdown actions (dests removed, omega
+        notifies) first. Waits for queued actions and, up to ``notify_grace`` s, for notify scripts."""
+        if not self._running:
+            return
+        self._running = False
+        await self.runner.stop(shutdown=shutdown)
+        self._enqueue(None)
+        if self._applier is not None:
+            await self._applier
+            self._applier = None
+        if self._notify_tasks:
+            _, still = await asyncio.wait(self._notify_tasks, timeout=notify_grace)
+            for t in still:
+                t.cancel()
+            await asyncio.gather(*still, return_exceptions=True)
+        for sub in list(self._subscribers):
+            sub.close()
+
+    async def __aenter__(self) -> CheckService:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    # ---- events --------------------------------------------------------------------------------
+
+    def subscribe(self, maxsize: int = 10_000) -> EventSubscription:
+        sub = EventSubscription(self, maxsize)
+        self._subscribers.add(sub)
+        return sub
+
+    async def events(self) -> AsyncIterator[LogEvent]:
+        sub = self.subscribe()
+        try:
+            async for ev in sub:
+                yield ev
+        finally:
+            sub.close()
+
+    def add_record_listener(self, listener: Callable[[CheckRecord], None]) -> None:
+        """Call ``listener`` with every completed check (on the loop; keep it cheap)."""
+        self._record_listeners.append(listener)
+
+    def _on_record(self, record: CheckRecord) -> None:
+        self._records[record.ref] = record
+        self._lateness.append(record.lateness)
+        for listener in self._record_listeners:
+            listener(record)
+
+    def _on_actions(self, actions: Sequence[Action]) -> None:
+        if not actions:
+            return
+        for a in actions:
+            if isinstance(a, LogEvent):
+                self.history.append(a)
+                for sub in self._subscribers:
+                    sub._put(a)
+            elif isinstance(a, RunNotify) and self._run_notifies:
+                task = asyncio.get_running_loop().create_task(self._notify(a), name=f"notify {a.event}")
+                self._notify_tasks.add(task)
+                task.add_done_callback(self._notify_tasks.discard)
+        if self._apply is not None:
+            self._enqueue(actions)
+
+    def _enqueue(self, item: Sequence[Action] | None) -> None:
+        self._pending.append(item)
+        if self._pending_ready is not None:
+            self._pending_ready.set()
+
+    async def _apply_loop(self) -> None:
+        assert self._pending_ready is not None
+        while True:
+            while not self._pending:
+                self._pending_ready.clear()
+                await self._pending_ready.wait()
+            batch = self._pending.popleft()
+            if batch is None:
+                return
+            if self._apply is None:
+                continue
+            try:
+                result = self._apply(batch)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                _log.exception("applying check actions failed")
+
+    async def _notify(self, action: RunNotify) -> None:
+        script = self.setup.scripts.get(action.script)
+        argv = list(script.argv) if script is not None else shlex.split(action.script)
+        run_as: RunAs | None = self.setup.script_user
+        if script is not None and script.user:
+            try:
+                run_as = RunAs.lookup(script.user, script.group)
+            except KeyError as exc:
+                _log.warning("notify script %s: %s", argv[0] if argv else "?", exc.args[0])
+                return
+        result = await run_script(argv, timeout=NOTIFY_TIMEOUT, run_as=run_as)
+        if result.error:
+            _log.warning("notify script %s for %s: %s", action.event, action.rs or action.vs, result.error)
+        elif result.timed_out:
+            _log.warning("notify script %s for %s timed out", action.event, action.rs or action.vs)
+
+    # ---- snapshot ------------------------------------------------------------------------------
+
+    def snapshot(self) -> ServiceSnapshot:
+        loop_time = asyncio.get_running_loop().time() if self._running else 0.0
+        p = self.policy
+        vss = []
+        for vsp in self.setup.virtual_servers:
+            vkey = vsp.key
+            dests = p.desired_dests(vkey) if self._started else {}
+            rss = []
+            for rsp in vsp.real_servers:
+                ref = RsRef(vkey, vsp.rs_key(rsp))
+                checkers = []
+                for i in range(len(rsp.checkers)):
+                    cref = CheckerRef(ref, i)
+                    rec = self._records.get(cref)
+                    checkers.append(
+                        CheckerSnapshot(
+                            index=i,
+                            kind=self.setup.kinds.get(cref, rsp.checkers[i].kind),
+                            target=self.setup.targets.get(cref, ""),
+                            up=p.checker_up(ref, i),
+                            last_ok=rec.outcome.ok if rec else None,
+                            last_detail=rec.outcome.detail.replace("{rs}", ref.rs).replace("{vs}", vkey) if rec else "",
+                            last_reason=rec.outcome.reason if rec else "",
+                            last_finished=rec.finished if rec else None,
+                            last_duration=rec.duration if rec else None,
+                            lateness=rec.lateness if rec else None,
+                            next_due=p.next_check_time(ref, i),
+                        )
+                    )
+                rss.append(
+                    RealServerSnapshot(
+                        vs=vkey,
+                        rs=ref.rs,
+                        address=rsp.address,
+                        port=rsp.port,
+                        alive=p.is_alive(ref),
+                        weight=rsp.weight,
+                        effective_weight=p.effective_weight(ref),
+                        ipvs_weight=dests.get(ref.rs),
+                        checkers=tuple(checkers),
+                    )
+                )
+            q, h = p.quorum(vkey)
+            vss.append(
+                VirtualServerSnapshot(
+                    vs=vkey,
+                    quorum_up=p.quorum_up(vkey),
+                    quorum=q,
+                    hysteresis=h,
+                    weight_sum=p.weight_sum(vkey),
+                    sorry_server_active=p.sorry_server_active(vkey),
+                    real_servers=tuple(rss),
+                )
+            )
+        stats = self.runner.stats
+        late = sorted(self._lateness)
+        return ServiceSnapshot(
+            time=loop_time,
+            running=self._running,
+            checks=stats.checks,
+            in_flight=stats.in_flight,
+            errors=stats.errors,
+            lateness_p50=_percentile(late, 0.50),
+            lateness_p99=_percentile(late, 0.99),
+            lateness_max=stats.max_lateness,
+            virtual_servers=tuple(vss),
+        )
+
+
+def _percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of an ascending sequence (0.0 when empty)."""
+    if not sorted_values:
+        return 0.0
+    k = max(0, min(len(sorted_values) - 1, math.ceil(q * len(sorted_values)) - 1))
+    return sorted_values[k]
+
+
+# --------------------------------------------------------------------------------------------------
+# Headless
+
+
+async def run_checks(
+    config: Config,
+    on_action: Callable[[Action], Awaitable[None] | None],
+    stop_event: asyncio.Event,
+    *,
+    logger: logging.Logger | None = None,
+    run_notifies: bool = True,
+) -> None:
+    """Check ``config``'s real servers until ``stop_event`` is set, then shut down as keepalived does.
+
+    Every action goes to ``on_action`` in order (awaited if it returns an awaitable); every LogEvent is
+    also logged through ``logger`` (default ``lvsconsole.check``) at its level.
+    """
+    log = logger if logger is not None else _log
+
+    async def apply(actions: Sequence[Action]) -> None:
+        for a in actions:
+            if isinstance(a, LogEvent):
+                log.log(_LEVELS[a.level], "%s", a.message)
+            result = on_action(a)
+            if inspect.isawaitable(result):
+                await result
+
+    service = CheckService(config, apply, run_notifies=run_notifies)
+    await service.start()
+    try:
+        await stop_event.wait()
+    finally:
+        await service.stop(shutdown=True)
