@@ -572,6 +572,35 @@ class CheckPolicy:
         ch.has_run = True
         ch.last_ok = ok
 
+    def adopt(self, old: CheckPolicy) -> list[str]:
+        """Carry the state of ``old`` (the policy of the config being replaced) over to this one, before
+        :meth:`start`: every real server whose parameters did not change keeps its alive state, IPVS
+        weight, retry counters and schedule, so a reload neither re-adds it nor re-checks it from scratch
+        (keepalived's migrate_checkers). Returns the keys of the real servers adopted."""
+        if self._started:
+            raise RuntimeError("adopt() must be called before start()")
+        adopted: list[str] = []
+        for key, vs in self._vs.items():
+            prev = old._vs.get(key)
+            if prev is None:
+                continue
+            for rkey, rs in vs.rs.items():
+                before = prev.rs.get(rkey)
+                if before is None or before.params != rs.params:
+                    continue
+                rs.alive, rs.set, rs.ipvs_weight = before.alive, before.set, before.ipvs_weight
+                rs.num_failed, rs.effective_weight = before.num_failed, before.effective_weight
+                for ch, was in zip(rs.checkers, before.checkers, strict=True):
+                    ch.is_up, ch.has_run, ch.retry_it = was.is_up, was.has_run, was.retry_it
+                    ch.last_exit_code, ch.next_time = was.last_exit_code, was.next_time
+                    ch.last_ok, ch.cur_weight = was.last_ok, was.cur_weight
+                adopted.append(rkey)
+            vs.quorum_up = prev.quorum_up
+            if vs.sorry is not None and prev.sorry is not None and vs.sorry.key == prev.sorry.key:
+                vs.sorry.alive, vs.sorry.set = prev.sorry.alive, prev.sorry.set
+                vs.sorry.ipvs_weight = prev.sorry.ipvs_weight
+        return adopted
+
     # ---- lifecycle -------------------------------------------------------------------------------
 
     def start(self, now: float) -> list[Action]:
@@ -586,6 +615,8 @@ class CheckPolicy:
         for vs in self._vs.values():
             for rs in vs.rs.values():
                 for ch in rs.checkers:
+                    if ch.next_time != math.inf:
+                        continue  # adopted from the previous config: its schedule goes on
                     acts.append(
                         LogEvent(
                             f"Activating healthchecker for service {rs.key} for VS {vs.key}",

@@ -512,3 +512,30 @@ def test_unknown_refs_and_unstarted_policy() -> None:
         p.record_result(ref(9), 0, True, 0.0)
     with pytest.raises(KeyError):
         p.record_result(ref(1), 3, True, 0.0)
+
+
+# ---- reload: state carried over -----------------------------------------------------------------
+
+
+def test_reload_keeps_the_state_and_schedule_of_unchanged_real_servers() -> None:
+    old = policy(vs(rs(1, tcp(retry=0)), rs(2)))
+    old.start(0.0)
+    old.record_result(ref(1), 0, False, 0.0, detail=FAILED)  # .1 is down and out of the table
+    assert old.desired_dests(VS_KEY) == {"[192.168.2.2]:tcp:80": 1}
+
+    # The new config changes .2's weight and adds .3; .1 is unchanged.
+    new = policy(vs(rs(1, tcp(retry=0)), rs(2, weight=5), rs(3)))
+    assert new.adopt(old) == ["[192.168.2.1]:tcp:80"]
+    acts = new.start(12.0)
+    assert not new.is_alive(ref(1)), "an adopted dead server stays dead: no re-add, no flap"
+    assert new.next_check_time(ref(1), 0) == old.next_check_time(ref(1), 0) == 10.0
+    assert "Activating healthchecker for service [192.168.2.1]:tcp:80 for VS [192.168.2.188]:tcp:80" \
+        not in info(acts)
+    assert new.desired_dests(VS_KEY) == {"[192.168.2.2]:tcp:80": 5, "[192.168.2.3]:tcp:80": 1}
+
+
+def test_adopt_after_start_is_refused() -> None:
+    p = policy(vs(rs(1)))
+    p.start(0.0)
+    with pytest.raises(RuntimeError):
+        p.adopt(policy(vs(rs(1))))
