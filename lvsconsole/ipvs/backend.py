@@ -1,11 +1,14 @@
-"""The async interface every IPVS backend implements (kernel via pyroute2, in-memory), and its data types.
+"""The async interface every IPVS backend implements (kernel over generic netlink, in-memory), and its data types.
 
 Conventions shared by all backends:
 
 - ``read_table`` reports services as the kernel does, with ``SvcFlags.HASHED`` set on every live service
   (the reconciler ignores that bit).
 - ``apply`` sends the operations in order and stops at the first refusal, raising ``IpvsError`` with the
-  kernel's errno; operations before it stay applied (as with one netlink request per operation).
+  kernel's errno and the refused op (``IpvsError.op``); operations before it stay applied. The kernel
+  backend sends operations in batches (many netlink messages per send), and the kernel works through a
+  whole batch: operations *after* the refused one in the same batch may have been applied too, none of a
+  later batch is sent. After an error, read the table back rather than assume which state it is in.
 - Counters are cumulative since the entry was created; rates (cps, pps, bps) are the kernel estimator's
   2-second averages.
 """

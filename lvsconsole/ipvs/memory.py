@@ -97,11 +97,16 @@ class MemoryBackend:
         applied = 0
         try:
             for op in ops:
-                if self.fail_hook is not None:
-                    err = self.fail_hook(op)
-                    if err is not None:
-                        raise err
-                apply_op(builder, op)
+                try:
+                    if self.fail_hook is not None:
+                        err = self.fail_hook(op)
+                        if err is not None:
+                            raise err
+                    apply_op(builder, op)
+                except IpvsError as exc:
+                    if exc.op is None:
+                        exc.op = op
+                    raise
                 applied += 1
                 self.ops_applied += 1
                 self.history.append(op)

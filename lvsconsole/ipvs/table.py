@@ -477,10 +477,15 @@ EMPTY = Table()
 
 
 class IpvsError(OSError):
-    """An operation the kernel would refuse; ``errno`` is the kernel's, the text is libipvs's."""
+    """An operation the kernel would refuse; ``errno`` is the kernel's, the text is libipvs's.
 
-    def __init__(self, err: int, message: str) -> None:
+    ``op`` is the operation that failed when the error comes from ``Backend.apply`` (a ``reconcile.Op``;
+    typed ``object`` here because ``reconcile`` builds on this module), else None.
+    """
+
+    def __init__(self, err: int, message: str, op: object | None = None) -> None:
         super().__init__(err, message)
+        self.op = op
 
 
 def _check_service(service: Service) -> None:

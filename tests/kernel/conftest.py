@@ -9,6 +9,7 @@ use the `ipvs` fixture, which flushes the table before and after each test.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
@@ -56,4 +57,43 @@ def ipvs() -> Iterator[Any]:
         yield sock
     finally:
         sock.close()
+        run_ipvsadm("-C")
+
+
+IPVS_MODULES = Path(f"/lib/modules/{os.uname().release}/kernel/net/netfilter/ipvs")
+
+
+@pytest.fixture(scope="session")
+def ipvs_schedulers() -> frozenset[str]:
+    """Load every IPVS scheduler module this kernel ships (and the SIP persistence engine); the names of
+    the schedulers that are available (Debian 12's 6.1 kernel has every mainline one but twos, 6.3+)."""
+    from lvsconsole.ipvs.table import SCHEDULERS
+
+    present = {name for name in SCHEDULERS if any(IPVS_MODULES.glob(f"ip_vs_{name}.ko*"))}
+    modprobe = shutil.which("modprobe") or "/sbin/modprobe"
+    subprocess.run(
+        [modprobe, "-a", *(f"ip_vs_{name}" for name in sorted(present)), "ip_vs_pe_sip"],
+        check=False,
+        capture_output=True,
+        timeout=60,
+    )
+    loaded = {line.split()[0] for line in Path("/proc/modules").read_text().splitlines()}
+    return frozenset(
+        name for name in present if f"ip_vs_{name}" in loaded or Path(f"/sys/module/ip_vs_{name}").exists()
+    )
+
+
+@pytest.fixture
+def kernel_backend() -> Iterator[Any]:
+    """A KernelBackend on an empty IPVS table of this namespace (flushed again afterwards)."""
+    import asyncio
+
+    from lvsconsole.ipvs.kernel import KernelBackend
+
+    run_ipvsadm("-C")
+    backend = KernelBackend()
+    try:
+        yield backend
+    finally:
+        asyncio.run(backend.close())
         run_ipvsadm("-C")
