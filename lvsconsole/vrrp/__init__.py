@@ -1,5 +1,17 @@
 """VRRP: sans-IO packet codec (packet.py) and state machine (machine.py), plus the asyncio adapters.
 
 The codec and the machine never touch a socket, a clock or an address: they take bytes, adverts and
-the current time, and return adverts and actions. Adapters (transport.py, addresses.py) do the I/O.
+the current time, and return adverts and actions. The adapters do the I/O:
+
+- params.py      config model -> machine Params and run-time settings of one instance
+- transport.py   raw IP sockets (protocol 112), one per (interface, family), shared by VRID
+- timer.py       a timerfd-based one-shot timer on the event loop (microsecond wake-ups)
+- addresses.py   VIPs over rtnetlink (requests encoded by pyroute2), gratuitous ARP / unsolicited NA
+- frames.py      the ARP / NA frames (sans-IO)
+- tracking.py    track_interface, vrrp_script, track_file and keepalived's weight arithmetic
+- syncgroup.py   vrrp_sync_group rules over machines (sans-IO)
+- instance.py    one machine wired to its socket, timer and addresses
+- service.py     every instance of a config: VrrpService and run_vrrp()
+- events.py      typed events with keepalived's log wording
+- __main__.py    ``python -m lvsconsole.vrrp -f FILE`` (tests and bench)
 """

@@ -118,6 +118,17 @@ class MasterRxLowerPri:
     priority: int
 
 
+@dataclass(frozen=True, slots=True)
+class WantMaster:
+    """A sync-group member's down timer expired: it wants MASTER but stays BACKUP until its group agrees.
+
+    keepalived's ``wantstate = MASTER``: the group promotes every member (:meth:`VrrpMachine.promote`) once
+    all of them want MASTER ("prefer backup to avoid thrashing"). Meanwhile the down timer is re-armed.
+    """
+
+    reason: str
+
+
 Action = (
     SendAdvert
     | AddAddresses
@@ -126,6 +137,7 @@ Action = (
     | StateChanged
     | PriorityChanged
     | MasterRxLowerPri
+    | WantMaster
 )
 
 
@@ -145,6 +157,8 @@ class Params:
     equal-priority tie break; None disables the tie break (keepalived with no address compares equal).
     ``advert_int`` is in seconds: whole seconds 1-255 for v2, 0.01-40.95 s (centisecond steps) for v3.
     ``unicast`` skips the TTL/hop-limit 255 check (keepalived does, with unicast peers).
+    ``sync_group``: the instance belongs to a vrrp_sync_group, so an expired down timer yields
+    :class:`WantMaster` instead of a takeover, and the group decides (:mod:`lvsconsole.vrrp.syncgroup`).
     """
 
     name: str
@@ -171,6 +185,7 @@ class Params:
     skip_check_adv_addr: bool = False
     unicast: bool = False
     v3_checksum_as_v2: bool = False
+    sync_group: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.vrid <= 255:
@@ -246,6 +261,8 @@ class VrrpMachine:
         self._garp_refresh_at: float | None = None
         self._last_transition = now
         self._last_advert_at: float | None = None
+        self._wants_master = False
+        self._hold = False  # after release(): do not preempt the master we handed over to
 
     # -- observation ------------------------------------------------------------------------------
 
@@ -306,6 +323,11 @@ class VrrpMachine:
         return self._last_advert_at
 
     @property
+    def wants_master(self) -> bool:
+        """MASTER, or a sync-group member in BACKUP whose down timer expired (keepalived's wantstate)."""
+        return self._state is State.MASTER or (self._state is State.BACKUP and self._wants_master)
+
+    @property
     def preempt_deadline(self) -> float | None:
         """While BACKUP with preempt_delay: when lower-priority adverts stop being honoured."""
         return self._preempt_time
@@ -330,7 +352,11 @@ class VrrpMachine:
             return [self._transition(State.FAULT, "init", now)]
         if self.params.owner and self.params.wants_master:
             self._takeover_reason = "address owner"
-            return self._become_master(now)
+            if not self.params.sync_group:
+                return self._become_master(now)
+            # in a sync group the owner too waits for its group: its down timer expires at once
+            self._deadline = now
+            return [self._transition(State.BACKUP, "init", now)]
         self._deadline = now + self.master_down_interval
         self._takeover_reason = "master down timer expired"
         return [self._transition(State.BACKUP, "init", now)]
@@ -417,6 +443,13 @@ class VrrpMachine:
         if self._deadline is None or now < self._deadline:
             return actions
         if self._state is State.BACKUP:
+            if self.params.sync_group:
+                if not self._wants_master:
+                    log.info("(%s) Receive advertisement timeout", self.name)
+                self._wants_master = True
+                self._deadline = now + self.master_down_interval
+                actions.append(WantMaster(self._takeover_reason))
+                return actions
             log.info("(%s) Receive advertisement timeout", self.name)
             actions += self._become_master(now)
         elif self._state is State.MASTER:
@@ -427,6 +460,58 @@ class VrrpMachine:
                 actions += self._garp(self.params.garp_master_refresh_repeat, "refresh")
                 self._garp_refresh_at = now + self.params.garp_master_refresh
         return actions
+
+    # -- sync groups -------------------------------------------------------------------------------
+
+    def promote(self, now: float, reason: str | None = None) -> list[Action]:
+        """BACKUP → MASTER because the sync group goes MASTER (keepalived's vrrp_sync_master)."""
+        if self._state is not State.BACKUP:
+            return []
+        if reason is not None:
+            self._takeover_reason = reason
+        return self._become_master(now)
+
+    def demote(self, now: float, reason: str) -> list[Action]:
+        """MASTER → BACKUP because the sync group goes BACKUP (keepalived's vrrp_sync_backup).
+
+        Like a higher-priority advert, and unlike a stop or a fault, it sends no priority-0 advert.
+        """
+        if self._state is not State.MASTER:
+            return []
+        actions = self._release_addresses()
+        self.counters.release_master += 1
+        self._preempt_time = None
+        self._master_adver_int = self._adver_int
+        self._deadline = now + self.master_down_interval
+        self._takeover_reason = "master down timer expired"
+        actions.append(self._transition(State.BACKUP, reason, now))
+        return actions
+
+    # -- operator -----------------------------------------------------------------------------------
+
+    def release(self, now: float, reason: str = "released by operator") -> list[Action]:
+        """Hand mastership over: a priority-0 advert, the addresses removed, BACKUP (an operator's failover).
+
+        Until this instance is MASTER again it does not preempt: it accepts the adverts of whichever peer
+        took over, even of a lower priority (as with nopreempt). Its down timer still runs, so if no peer
+        takes over it becomes MASTER again one Master_Down_Interval later. Not MASTER: nothing happens.
+        """
+        if self._state is not State.MASTER:
+            return []
+        actions: list[Action] = [self._advert(PRIO_STOP)]
+        actions += self._release_addresses()
+        self.counters.release_master += 1
+        self._preempt_time = None
+        self._deadline = now + self.master_down_interval
+        self._takeover_reason = "master down timer expired"
+        actions.append(self._transition(State.BACKUP, reason, now))
+        self._hold = True
+        return actions
+
+    @property
+    def holding(self) -> bool:
+        """Released by :meth:`release` and not MASTER since: lower-priority masters are accepted."""
+        return self._hold
 
     # -- receiving ---------------------------------------------------------------------------------
 
@@ -517,7 +602,7 @@ class VrrpMachine:
             return []
         preempt_delay_running = params.preempt_delay > 0 and (
             self._preempt_time is None or self._preempt_time > now)
-        if not params.preempt or prio >= self._priority or preempt_delay_running:
+        if not params.preempt or self._hold or prio >= self._priority or preempt_delay_running:
             if params.version == 3 and advert.interval_cs / 100 != self._master_adver_int:
                 log.debug("(%s) advertisement interval updated from %gs to %gs by master",
                           self.name, self._master_adver_int, advert.interval)
@@ -526,6 +611,7 @@ class VrrpMachine:
             self._takeover_reason = "master down timer expired"
             self._master_address = src
             self._master_priority = prio
+            self._wants_master = False
             if params.preempt_delay > 0:
                 if prio >= self._priority:
                     if self._preempt_time is not None:
@@ -603,18 +689,25 @@ class VrrpMachine:
             return 0
         return (int(src) > int(own)) - (int(src) < int(own))
 
-    def _advert(self, priority: int) -> SendAdvert:
+    def advert(self, priority: int | None = None) -> Advert:
+        """The advert this instance sends with ``priority`` (default: its effective priority).
+
+        Pure: nothing is counted. Adapters use it to prepare the encoding of the adverts ahead of time.
+        """
         params = self.params
         auth = params.auth if params.version == 2 and params.auth is not None else Auth()
-        advert = Advert(
+        return Advert(
             version=params.version,
             vrid=params.vrid,
-            priority=priority,
+            priority=self._priority if priority is None else priority,
             addresses=params.addresses,
             interval_cs=params.interval_cs,
             auth_type=auth.type if params.version == 2 else AuthType.NONE,
             auth_data=auth.data if params.version == 2 and params.family == 4 else b"",
         )
+
+    def _advert(self, priority: int) -> SendAdvert:
+        advert = self.advert(priority)
         self.counters.advert_sent += 1
         if priority == PRIO_STOP:
             self.counters.pri_zero_sent += 1
@@ -658,6 +751,9 @@ class VrrpMachine:
     def _transition(self, new: State, reason: str, now: float) -> StateChanged:
         old = self._state
         self._state = new
+        self._wants_master = False
+        if new is not State.BACKUP:
+            self._hold = False
         self._last_transition = now
         if new is State.INIT:
             log.info("(%s) Stopped (%s)", self.name, reason)

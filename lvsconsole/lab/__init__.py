@@ -1,0 +1,1 @@
+"""Network-namespace labs for the netns tests, the failover bench and ``lvsconsole demo``."""

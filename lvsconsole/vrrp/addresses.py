@@ -1,0 +1,383 @@
+"""Virtual addresses on the host: add/remove over rtnetlink, announce with gratuitous ARP / unsolicited NA.
+
+Addresses are added the way keepalived adds them (vrrp_ipaddress.c): the configured prefix (default /32
+or /128), broadcast, label, scope and peer; IPv6 addresses always with IFA_F_NODAD (HA pairs do their
+own duplicate detection) and, for a /128, preferred lifetime 0 so that the VIP is never picked as a
+source address. Adding an address that is already there and removing one that is gone are not errors.
+
+Announcements go out of one AF_PACKET socket per interface, ``count`` rounds over the addresses,
+``interval`` seconds apart when vrrp_garp_interval / vrrp_gna_interval is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import itertools
+import logging
+import os
+import socket
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
+from typing import Any
+
+from lvsconsole.config.model import VirtualAddress
+from lvsconsole.vrrp.frames import gratuitous_arp, unsolicited_na
+from lvsconsole.vrrp.packet import IPAddress
+
+log = logging.getLogger("lvsconsole.vrrp")
+
+RTM_NEWADDR = 20
+RTM_DELADDR = 21
+NLMSG_ERROR = 2
+NLM_F_REQUEST = 0x1
+NLM_F_ACK = 0x4
+NLM_F_EXCL = 0x200
+NLM_F_CREATE = 0x400
+ACK_TIMEOUT = 1.0
+IFA_F_NODAD = 0x02
+IFA_F_HOMEADDRESS = 0x10
+IFA_F_MANAGETEMPADDR = 0x100
+IFA_F_NOPREFIXROUTE = 0x200
+SCOPES = {"global": 0, "universe": 0, "site": 200, "link": 253, "host": 254, "nowhere": 255}
+_FLAG_BITS = {"home": IFA_F_HOMEADDRESS, "mngtmpaddr": IFA_F_MANAGETEMPADDR, "noprefixroute": IFA_F_NOPREFIXROUTE}
+
+
+def vip_device(vip: VirtualAddress, default: str) -> str:
+    return vip.dev or default
+
+
+def vip_request(vip: VirtualAddress) -> dict[str, Any]:
+    """pyroute2 ``addr`` arguments (without the interface index) for one virtual address (pure)."""
+    iface = vip.address
+    args: dict[str, Any] = {"address": str(iface.ip), "prefixlen": iface.network.prefixlen}
+    if vip.peer is not None:
+        args["local"] = str(iface.ip)
+        args["address"] = str(vip.peer.ip)
+        args["prefixlen"] = vip.peer.network.prefixlen
+    if vip.brd is not None:
+        args["broadcast"] = str(vip.brd)
+    if vip.label is not None:
+        args["label"] = vip.label
+    if vip.scope is not None:
+        args["scope"] = int(vip.scope) if vip.scope.isdigit() else SCOPES[vip.scope]
+    flags = 0
+    for flag in vip.flags:
+        flags |= _FLAG_BITS.get(flag, 0)
+    if iface.version == 6:
+        flags |= IFA_F_NODAD
+        if iface.network.prefixlen == 128:
+            args["preferred_lft"] = 0
+    if "preferred_lft" in vip.flags:
+        value = vip.flags[vip.flags.index("preferred_lft") + 1]
+        if value == "forever":
+            args.pop("preferred_lft", None)
+        elif value.isdigit():
+            args["preferred_lft"] = int(value)
+    if flags:
+        args["flags"] = flags
+    return args
+
+
+def describe(vip: VirtualAddress) -> str:
+    """The address as keepalived logs it: bare IP for a host prefix, else IP/len."""
+    iface = vip.address
+    return str(iface.ip) if iface.network.prefixlen == iface.max_prefixlen else str(iface)
+
+
+class AddressManager:
+    """Adds and removes virtual addresses with rtnetlink requests encoded by pyroute2.
+
+    The requests are synchronous on purpose: the kernel handles an rtnetlink request inside the send
+    call and queues its acknowledgement before the call returns, so a change costs tens of
+    microseconds. Becoming MASTER can therefore add the addresses and announce them right after the
+    first advert, in the same event-loop step, as keepalived does. The asyncio adapter never waits
+    on the network for it.
+    """
+
+    def __init__(self, *, dry_run: bool = False) -> None:
+        self.dry_run = dry_run
+        self._sock: socket.socket | None = None
+        self._seq = itertools.count(1)
+        # pre-encoded requests: encoding one with pyroute2 costs ~150 us, sending it ~50 us
+        self._requests: dict[tuple[str, VirtualAddress, str], tuple[int, bytes]] = {}
+
+    def _socket(self) -> socket.socket:
+        if self._sock is None:
+            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+            sock.bind((0, 0))
+            sock.settimeout(ACK_TIMEOUT)
+            self._sock = sock
+        return self._sock
+
+    def prepare(self, vips: Sequence[VirtualAddress] = (), default_dev: str = "") -> None:
+        """Open the netlink socket and encode the requests for ``vips`` now, so that a takeover pays for
+        neither."""
+        if self.dry_run:
+            return
+        with contextlib.suppress(OSError):
+            self._socket()
+        for vip in vips:
+            for command in ("add", "del"):
+                with contextlib.suppress(OSError):
+                    self._encoded(command, vip, vip_device(vip, default_dev))
+
+    def _encoded(self, command: str, vip: VirtualAddress, dev: str, *, fresh: bool = False) -> bytes:
+        """The request, from the cache unless ``fresh`` (the interface may have a new index; OSError if gone)."""
+        key = (command, vip, dev)
+        cached = self._requests.get(key)
+        if fresh or cached is None:
+            index = socket.if_nametoindex(dev)
+            cached = (index, encode_request(command, vip, index, 0))
+            self._requests[key] = cached
+        data = bytearray(cached[1])
+        struct.pack_into("=I", data, 8, next(self._seq) & 0x7FFFFFFF)
+        return bytes(data)
+
+    def add(self, vips: Sequence[VirtualAddress], default_dev: str) -> int:
+        """Add the addresses; returns how many are now present (an address already there counts)."""
+        return sum(self._change("add", vip, vip_device(vip, default_dev)) for vip in vips)
+
+    def remove(self, vips: Sequence[VirtualAddress], default_dev: str) -> int:
+        """Remove the addresses; returns how many were removed (an address already gone does not count)."""
+        return sum(self._change("del", vip, vip_device(vip, default_dev)) for vip in vips)
+
+    def _change(self, command: str, vip: VirtualAddress, dev: str) -> int:
+        verb = "add" if command == "add" else "remove"
+        if self.dry_run:
+            log.info("(dry run) would %s %s on %s", verb, vip.address, dev)
+            return 1
+        try:
+            data = self._encoded(command, vip, dev)
+        except OSError:
+            log.warning("cannot %s %s: no interface %s", verb, vip.address, dev)
+            return 0
+        try:
+            code = self._request(data)
+            if code == errno.ENODEV:  # the interface was recreated: encode again for its new index
+                code = self._request(self._encoded(command, vip, dev, fresh=True))
+        except OSError as exc:
+            log.warning("cannot %s %s on %s: %s", verb, vip.address, dev, exc)
+            return 0
+        if code == 0:
+            return 1
+        if command == "add" and code == errno.EEXIST:
+            return 1
+        if command == "del" and code in (errno.EADDRNOTAVAIL, errno.ENOENT, errno.ENODEV):
+            return 0
+        log.warning("cannot %s %s on %s: %s", verb, vip.address, dev, os.strerror(code))
+        return 0
+
+    def _request(self, data: bytes) -> int:
+        """Send one request and return its errno (0 for success) from the kernel's acknowledgement."""
+        sock = self._socket()
+        seq = struct.unpack_from("=I", data, 8)[0]
+        sock.send(data)
+        while True:
+            reply = sock.recv(65536)
+            offset = 0
+            while offset + 16 <= len(reply):
+                length, kind, _flags, rseq, _pid = struct.unpack_from("=IHHII", reply, offset)
+                if kind == NLMSG_ERROR and rseq == seq and offset + 20 <= len(reply):
+                    return -int(struct.unpack_from("=i", reply, offset + 16)[0])
+                if length < 16:
+                    break
+                offset += (length + 3) & ~3
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+
+def encode_request(command: str, vip: VirtualAddress, index: int, seq: int) -> bytes:
+    """An RTM_NEWADDR / RTM_DELADDR request for ``vip`` on interface ``index``, encoded by pyroute2."""
+    from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
+
+    args = vip_request(vip)
+    iface = vip.address
+    msg = ifaddrmsg()
+    msg["family"] = socket.AF_INET if iface.version == 4 else socket.AF_INET6
+    msg["prefixlen"] = args["prefixlen"]
+    flags = int(args.get("flags", 0))
+    msg["flags"] = flags & 0xFF
+    msg["scope"] = int(args.get("scope", 0))
+    msg["index"] = index
+    attrs: list[tuple[str, Any]] = [("IFA_LOCAL", args.get("local", args["address"])), ("IFA_ADDRESS", args["address"])]
+    if command == "add":
+        if "broadcast" in args:
+            attrs.append(("IFA_BROADCAST", args["broadcast"]))
+        if "label" in args:
+            attrs.append(("IFA_LABEL", args["label"]))
+        if flags:
+            attrs.append(("IFA_FLAGS", flags))
+        if "preferred_lft" in args:
+            attrs.append(("IFA_CACHEINFO", {"ifa_preferred": args["preferred_lft"], "ifa_valid": 0xFFFFFFFF,
+                                            "cstamp": 0, "tstamp": 0}))
+    msg["attrs"] = attrs
+    msg["header"]["type"] = RTM_NEWADDR if command == "add" else RTM_DELADDR
+    msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK | ((NLM_F_CREATE | NLM_F_EXCL) if command == "add" else 0)
+    msg["header"]["sequence_number"] = seq
+    msg["header"]["pid"] = 0
+    msg.encode()
+    data: bytes = bytes(msg.data)
+    return data
+
+
+# -------------------------------------------------------------------------------------------- announcements
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """One gratuitous ARP or unsolicited NA put on the wire (for events and counters)."""
+
+    interface: str
+    address: IPAddress
+
+    @property
+    def message(self) -> str:
+        if isinstance(self.address, IPv6Address):
+            return f"Sending unsolicited Neighbour Advert on {self.interface} for {self.address}"
+        return f"Sending gratuitous ARP on {self.interface} for {self.address}"
+
+
+class _PacketSocket:
+    """An AF_PACKET socket bound to one interface, with that interface's MAC address."""
+
+    def __init__(self, interface: str) -> None:
+        self.interface = interface
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        try:
+            self.sock.bind((interface, 0))
+            self.mac: bytes = self.sock.getsockname()[4][:6]
+            self.sock.setblocking(False)
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def send(self, frame: bytes) -> None:
+        self.sock.send(frame)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def ipv6_forwarding(interface: str) -> bool:
+    try:
+        return Path(f"/proc/sys/net/ipv6/conf/{interface}/forwarding").read_text().strip() == "1"
+    except OSError:
+        return False
+
+
+class GratuitousSender:
+    """Sends gratuitous ARPs and unsolicited NAs for virtual addresses."""
+
+    def __init__(self, *, dry_run: bool = False) -> None:
+        self.dry_run = dry_run
+        self._sockets: dict[str, _PacketSocket] = {}
+
+    def prepare(self, interfaces: Sequence[str]) -> None:
+        """Open the packet sockets now rather than at the first takeover."""
+        if self.dry_run:
+            return
+        for interface in interfaces:
+            try:
+                self._socket(interface)
+            except OSError as exc:
+                log.debug("no packet socket on %s yet: %s", interface, exc)
+
+    def _socket(self, interface: str) -> _PacketSocket:
+        sock = self._sockets.get(interface)
+        if sock is None:
+            sock = _PacketSocket(interface)
+            self._sockets[interface] = sock
+        return sock
+
+    def send_one(self, interface: str, address: IPAddress) -> bool:
+        """One announcement now; False if it could not be sent."""
+        if self.dry_run:
+            return True
+        try:
+            sock = self._socket(interface)
+            if isinstance(address, IPv4Address):
+                frame = gratuitous_arp(sock.mac, address)
+            else:
+                frame = unsolicited_na(sock.mac, address, router=ipv6_forwarding(interface))
+            try:
+                sock.send(frame)
+            except OSError as exc:
+                if exc.errno not in (errno.ENXIO, errno.ENODEV):
+                    raise
+                # the interface was recreated: reopen once
+                self._sockets.pop(interface).close()
+                sock = self._socket(interface)
+                sock.send(frame if isinstance(address, IPv4Address)
+                          else unsolicited_na(sock.mac, address, router=ipv6_forwarding(interface)))
+        except OSError as exc:
+            kind = "gratuitous ARP" if isinstance(address, IPv4Address) else "unsolicited neighbour advert"
+            log.info("Error sending %s on %s for %s: %s", kind, interface, address, exc.strerror or exc)
+            return False
+        return True
+
+    def _log_burst(self, instance: str, targets: Sequence[tuple[str, IPAddress]]) -> None:
+        for interface, address in targets:
+            kind = "gratuitous ARPs" if isinstance(address, IPv4Address) else "Unsolicited Neighbour Adverts"
+            log.info("(%s) Sending/queueing %s on %s for %s", instance, kind, interface, address)
+
+    def _noted(self, interface: str, address: IPAddress, on_sent: Callable[[Announcement], None] | None) -> None:
+        note = Announcement(interface, address)
+        log.info("%s%s", "(dry run) not " if self.dry_run else "", note.message)
+        if on_sent is not None:
+            on_sent(note)
+
+    def _one(self, interface: str, address: IPAddress, on_sent: Callable[[Announcement], None] | None) -> bool:
+        if not self.send_one(interface, address):
+            return False
+        self._noted(interface, address, on_sent)
+        return True
+
+    def announce_now(
+        self,
+        instance: str,
+        targets: Sequence[tuple[str, IPAddress]],
+        count: int,
+        on_sent: Callable[[Announcement], None] | None = None,
+    ) -> int:
+        """``count`` rounds over (interface, address) pairs at once; returns how many frames went out."""
+        if count <= 0 or not targets:
+            return 0
+        # the frames first, the log lines and events after: a takeover is measured to the first frame
+        sent = [(i, a) for _ in range(count) for i, a in targets if self.send_one(i, a)]
+        self._log_burst(instance, targets)
+        for interface, address in sent:
+            self._noted(interface, address, on_sent)
+        return len(sent)
+
+    async def announce(
+        self,
+        instance: str,
+        targets: Sequence[tuple[str, IPAddress]],
+        count: int,
+        interval: float = 0.0,
+        on_sent: Callable[[Announcement], None] | None = None,
+    ) -> int:
+        """Like :meth:`announce_now`, ``interval`` seconds between frames (vrrp_garp_interval)."""
+        if count <= 0 or not targets:
+            return 0
+        self._log_burst(instance, targets)
+        sent = 0
+        for _ in range(count):
+            for interface, address in targets:
+                if interval > 0 and sent:
+                    await asyncio.sleep(interval)
+                sent += self._one(interface, address, on_sent)
+        return sent
+
+    def close(self) -> None:
+        for sock in self._sockets.values():
+            sock.close()
+        self._sockets.clear()

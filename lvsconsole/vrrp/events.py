@@ -1,0 +1,103 @@
+"""Typed events of the VRRP service, each with the log line keepalived would write for it.
+
+Subscribers (the engine's event bus, the TUI) get them from :meth:`VrrpService.subscribe` or a listener
+callback. ``time`` is wall-clock (``time.time()``) so that it can be shown; durations in snapshots use
+the event loop's monotonic clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv6Address
+
+from lvsconsole.vrrp.machine import State
+from lvsconsole.vrrp.packet import IPAddress
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpEvent:
+    time: float = field(kw_only=True)
+
+    @property
+    def message(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceStateChanged(VrrpEvent):
+    instance: str
+    old: State
+    new: State
+    reason: str
+    priority: int
+
+    @property
+    def message(self) -> str:
+        if self.new is State.INIT:
+            return f"({self.instance}) Stopped"
+        if self.reason == "init":
+            return f"({self.instance}) Entering {self.new.name} STATE (init)"
+        return f"({self.instance}) Entering {self.new.name} STATE"
+
+
+@dataclass(frozen=True, slots=True)
+class InstancePriorityChanged(VrrpEvent):
+    instance: str
+    old: int
+    new: int
+
+    @property
+    def message(self) -> str:
+        return f"({self.instance}) Changing effective priority from {self.old} to {self.new}"
+
+
+@dataclass(frozen=True, slots=True)
+class GratuitousSent(VrrpEvent):
+    instance: str
+    interface: str
+    address: IPAddress
+
+    @property
+    def message(self) -> str:
+        if isinstance(self.address, IPv6Address):
+            return f"Sending unsolicited Neighbour Advert on {self.interface} for {self.address}"
+        return f"Sending gratuitous ARP on {self.interface} for {self.address}"
+
+
+@dataclass(frozen=True, slots=True)
+class PacketDropped(VrrpEvent):
+    """A received advert failed validation; ``counter`` is the statistic it was counted in."""
+
+    instance: str
+    counter: str
+    detail: str
+    source: IPAddress | None = None
+
+    @property
+    def message(self) -> str:
+        return f"({self.instance}) {self.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerChanged(VrrpEvent):
+    kind: str  # "interface", "script", "file"
+    name: str
+    status: str  # "UP"/"DOWN", "succeeded"/"failed", or the file's value
+
+    @property
+    def message(self) -> str:
+        if self.kind == "script":
+            return f"VRRP_Script({self.name}) {self.status}"
+        if self.kind == "file":
+            return f"Track file {self.name} now has value {self.status}"
+        return f"Netlink reports {self.name} {self.status}"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupStateChanged(VrrpEvent):
+    group: str
+    new: State
+
+    @property
+    def message(self) -> str:
+        return f"VRRP_Group({self.group}) Syncing instances to {self.new.name} state"

@@ -1,0 +1,302 @@
+"""One running VRRP instance: its machine wired to a socket, a precise timer, the addresses and GARPs.
+
+Actions are carried out the moment the machine returns them, in its order, as keepalived does: the
+advert first, then the addresses (a synchronous rtnetlink request, tens of microseconds), then the
+gratuitous ARPs / unsolicited NAs. Only announcements paced by vrrp_garp_interval / vrrp_gna_interval go
+through a per-instance queue worked by one task, so that pacing never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from ipaddress import IPv4Address
+
+from lvsconsole.vrrp.addresses import AddressManager, Announcement, GratuitousSender, vip_device
+from lvsconsole.vrrp.events import (
+    GratuitousSent,
+    InstancePriorityChanged,
+    InstanceStateChanged,
+    PacketDropped,
+    VrrpEvent,
+)
+from lvsconsole.vrrp.machine import (
+    Action,
+    AddAddresses,
+    PriorityChanged,
+    RemoveAddresses,
+    SendAdvert,
+    SendGratuitous,
+    State,
+    StateChanged,
+    VrrpMachine,
+)
+from lvsconsole.vrrp.packet import IPAddress
+from lvsconsole.vrrp.params import InstanceSpec
+from lvsconsole.vrrp.timer import PreciseTimer
+from lvsconsole.vrrp.transport import Received, VrrpSocket
+
+log = logging.getLogger("lvsconsole.vrrp")
+
+ERROR_COUNTERS = ("packet_len_err", "ip_ttl_err", "invalid_type_rcvd", "vers_err", "chk_err", "addr_list_err",
+                  "invalid_authtype", "authtype_mismatch", "auth_failure", "proto_err", "advert_int_err")
+
+WARM_UP_LEAD = 0.002  # seconds before a deadline to wake up and warm the takeover path up
+Job = Callable[[], Awaitable[None]]
+AfterHook = Callable[["InstanceRuntime", list[Action], float], None]
+
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+_deferring = False
+
+
+def _capture(buffer: list[tuple[int, object, tuple[object, ...], dict[str, object]]], level: int, msg: object,
+             *args: object, **kwargs: object) -> None:
+    buffer.append((level, msg, args, kwargs))
+
+
+@contextlib.contextmanager
+def deferred_logging() -> Iterator[None]:
+    """Hold the VRRP logger's calls while the wire actions run, and log them right after.
+
+    Building a log record costs tens of microseconds (caller lookup, formatting); a takeover makes
+    several before its first advert and gratuitous ARP. Inside the block the logger's methods only
+    append to a list; the records are made, in order, when the block ends.
+    """
+    global _deferring
+    if _deferring:
+        yield
+        return
+    buffer: list[tuple[int, object, tuple[object, ...], dict[str, object]]] = []
+    _deferring = True
+    for name, level in _LEVELS.items():
+        setattr(log, name, functools.partial(_capture, buffer, level))
+    try:
+        yield
+    finally:
+        for name in _LEVELS:
+            delattr(log, name)
+        _deferring = False
+        for level, msg, args, kwargs in buffer:
+            log.log(level, msg, *args, **kwargs)  # type: ignore[arg-type]
+
+
+class InstanceRuntime:
+    """Drives one :class:`VrrpMachine` on the event loop."""
+
+    def __init__(
+        self,
+        spec: InstanceSpec,
+        machine: VrrpMachine,
+        *,
+        addresses: AddressManager,
+        garp: GratuitousSender,
+        emit: Callable[[VrrpEvent], None],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.spec = spec
+        self.machine = machine
+        self.socket: VrrpSocket | None = None
+        self._addresses = addresses
+        self._garp = garp
+        self._emit = emit
+        self._loop = loop
+        self._timer = PreciseTimer(loop, self._on_timer)
+        self._deadline: float | None = None
+        self._warming = False
+        self._jobs: asyncio.Queue[Job] = asyncio.Queue()
+        self._worker: asyncio.Task[None] | None = None
+        self.after: AfterHook | None = None  # set by the service: sync-group coordination
+        self.transmit = True  # False in a dry run: the machine runs, nothing goes on the wire
+        self.rx_filtered = 0
+        self.tx_failed = 0
+        self.garp_sent = 0
+        self.vips_present = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def source(self) -> IPAddress | None:
+        return self.machine.params.source
+
+    def destinations(self) -> tuple[IPAddress, ...]:
+        return self.spec.unicast_peers or (self.spec.mcast_group,)
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    def attach(self, sock: VrrpSocket | None) -> None:
+        """Use ``sock`` (None: no network, e.g. a dry run without privileges) and start the worker."""
+        self.socket = sock
+        if sock is not None:
+            sock.register(self.spec.params.vrid, self.on_packet)
+            if not self.spec.unicast:
+                sock.join(self.spec.mcast_group)
+        self._worker = asyncio.create_task(self._work(), name=f"vrrp {self.name} addresses")
+
+    def start(self) -> None:
+        self.prepare_adverts()
+        self.drive(lambda m, now: m.start(now))
+
+    def prepare_adverts(self) -> None:
+        """Encode the adverts this instance is about to send (its priority, and 0) before it needs them."""
+        if self.socket is None or self.source is None:
+            return
+        for priority in (None, 0):
+            for dst in self.destinations():
+                with contextlib.suppress(ValueError):
+                    self.socket.encoded(self.machine.advert(priority), self.source, dst,
+                                        v3_checksum_as_v2=self.spec.params.v3_checksum_as_v2)
+
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """Priority-0 advert if MASTER, addresses removed, socket detached, worker stopped."""
+        self.drive(lambda m, now: m.shutdown(now))
+        self._cancel_timer()
+        await self.drain(timeout)
+        self.detach()
+
+    def detach(self) -> None:
+        self._timer.close()
+        if self.socket is not None:
+            self.socket.unregister(self.spec.params.vrid)
+            self.socket = None
+        if self._worker is not None:
+            self._worker.cancel()
+            self._worker = None
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait until the queued address work is done."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._jobs.join(), timeout)
+
+    # -- driving the machine ----------------------------------------------------------------------
+
+    def drive(self, call: Callable[[VrrpMachine, float], list[Action]], now: float | None = None) -> list[Action]:
+        """Call the machine, carry out its actions, let the sync group react, re-arm the timer."""
+        now = self._loop.time() if now is None else now
+        with deferred_logging():
+            actions = call(self.machine, now)
+            self.execute(actions)
+            if self.after is not None and actions:
+                self.after(self, actions, now)
+        return actions
+
+    def execute(self, actions: Sequence[Action]) -> None:
+        """Carry out actions (also those a sync group produced for this instance)."""
+        for action in actions:
+            if isinstance(action, SendAdvert):
+                self._send(action)
+            elif isinstance(action, AddAddresses):
+                self._addresses.add(self.spec.all_vips, self.spec.interface)
+                self.vips_present = True
+            elif isinstance(action, RemoveAddresses):
+                self._addresses.remove(self.spec.all_vips, self.spec.interface)
+                self.vips_present = False
+            elif isinstance(action, SendGratuitous):
+                if self.spec.garp_interval > 0:
+                    self._queue(functools.partial(self._announce, action.count))
+                else:
+                    self.garp_sent += self._garp.announce_now(self.name, self._targets(), action.count,
+                                                              self._on_announced)
+            elif isinstance(action, StateChanged):
+                self._emit(InstanceStateChanged(self.name, action.old, action.new, action.reason,
+                                                self.machine.priority, time=time.time()))
+            elif isinstance(action, PriorityChanged):
+                self.prepare_adverts()
+                self._emit(InstancePriorityChanged(self.name, action.old, action.new, time=time.time()))
+        self._reschedule()
+
+    def _reschedule(self) -> None:
+        deadline = self.machine.next_timer()
+        self._deadline = deadline
+        if deadline is not None and deadline - self._loop.time() > 2 * WARM_UP_LEAD:
+            self._warming = True
+            self._timer.set(deadline - WARM_UP_LEAD)
+        else:
+            self._warming = False
+            self._timer.set(deadline)
+
+    def _cancel_timer(self) -> None:
+        self._deadline = None
+        self._timer.cancel()
+
+    def _on_timer(self) -> None:
+        if self._warming and self._deadline is not None:
+            # a moment before the deadline: touch what the deadline will need, so that a process
+            # that slept for seconds does not run its takeover from cold caches; then the real timer
+            self._warming = False
+            self._warm_up()
+            self._timer.set(self._deadline)
+            return
+        self.drive(lambda m, now: m.handle_timer(now))
+
+    def _warm_up(self) -> None:
+        log.makeRecord(log.name, logging.DEBUG, __file__, 0, "(%s) warm-up", (self.name,), None)
+        self.prepare_adverts()
+        if self.machine.state is State.BACKUP:
+            self._addresses.prepare(self.spec.all_vips, self.spec.interface)
+
+    # -- network ----------------------------------------------------------------------------------
+
+    def _send(self, action: SendAdvert) -> None:
+        if self.socket is None or self.source is None or not self.transmit:
+            return
+        for dst in self.destinations():
+            if not self.socket.send(action.advert, self.source, dst,
+                                    v3_checksum_as_v2=self.spec.params.v3_checksum_as_v2):
+                self.tx_failed += 1
+
+    def on_packet(self, received: Received) -> None:
+        spec = self.spec
+        if spec.unicast:
+            if received.multicast:
+                self.rx_filtered += 1
+                return
+            if spec.check_unicast_src and received.src not in spec.unicast_peers:
+                self.rx_filtered += 1
+                log.info("(%s) advert from %s is not from a unicast peer - ignoring", self.name, received.src)
+                return
+        counters = self.machine.counters
+        before = [getattr(counters, c) for c in ERROR_COUNTERS]
+        if isinstance(received.src, IPv4Address):
+            self.drive(lambda m, now: m.receive_ipv4_datagram(received.data, now), received.at)
+        else:
+            dst = received.dst if received.dst is not None else spec.mcast_group
+            self.drive(lambda m, now: m.receive_packet(received.data, received.src, dst, received.hop_limit, now),
+                       received.at)
+        for counter, old in zip(ERROR_COUNTERS, before, strict=True):
+            if getattr(counters, counter) != old:
+                self._emit(PacketDropped(self.name, counter, f"advert from {received.src} dropped ({counter})",
+                                         received.src, time=time.time()))
+
+    # -- addresses --------------------------------------------------------------------------------
+
+    def _queue(self, job: Job) -> None:
+        self._jobs.put_nowait(job)
+
+    async def _work(self) -> None:
+        while True:
+            job = await self._jobs.get()
+            try:
+                await job()
+            except Exception:
+                log.exception("(%s) address operation failed", self.name)
+            finally:
+                self._jobs.task_done()
+
+    def _targets(self) -> list[tuple[str, IPAddress]]:
+        return [(vip_device(v, self.spec.interface), v.address.ip) for v in self.spec.all_vips]
+
+    async def _announce(self, count: int) -> None:
+        if self.machine.state is not State.MASTER:
+            return
+        self.garp_sent += await self._garp.announce(self.name, self._targets(), count, self.spec.garp_interval,
+                                                    self._on_announced)
+
+    def _on_announced(self, note: Announcement) -> None:
+        self._emit(GratuitousSent(self.name, note.interface, note.address, time=time.time()))

@@ -1,0 +1,350 @@
+"""From the config model to what one VRRP instance runs with: machine Params plus the adapter settings.
+
+keepalived's defaults and precedence rules live here (vrrp_complete_instance and friends):
+
+- instance settings override global_defs ones (garp_master_*, version, lower_prio_no_advert ...);
+- the address family is the first virtual address's (else the unicast peers', else IPv4);
+- the source address is unicast_src_ip, else mcast_src_ip, else the interface's primary address
+  (IPv4: its first address; IPv6: its link-local address), read with pyroute2 by :func:`interface_source`;
+- v2 advert intervals are whole seconds (rounded, as keepalived does), v3 ones centiseconds;
+- trackers: an instance tracks its own interface (unless dont_track_primary) and the interfaces of its
+  virtual addresses with weight 0; a sync group's trackers apply to every member; inside a sync group
+  the member's own tracker weights are forced to 0 unless the group sets sync_group_tracking_weight.
+
+Everything but :func:`interface_source` is pure.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from ipaddress import IPv4Address, IPv6Address, ip_address
+from typing import Literal
+
+from lvsconsole.config import model as m
+from lvsconsole.vrrp.machine import Params, State
+from lvsconsole.vrrp.packet import Auth, IPAddress
+
+log = logging.getLogger("lvsconsole.vrrp")
+
+TrackKind = Literal["interface", "script", "file"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrackSpec:
+    """One tracked object of an instance with the weight and direction that apply to it."""
+
+    kind: TrackKind
+    name: str
+    weight: int = 0
+    reverse: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceSpec:
+    """Everything one vrrp_instance needs at run time.
+
+    ``params.source`` is the configured source address if any; :meth:`with_source` fills in the
+    interface's own address once it is known.
+    """
+
+    name: str
+    interface: str
+    family: int
+    params: Params
+    vips: tuple[m.VirtualAddress, ...] = ()
+    excluded: tuple[m.VirtualAddress, ...] = ()
+    unicast_peers: tuple[IPAddress, ...] = ()
+    mcast_group: IPAddress = IPv4Address("224.0.0.18")
+    configured_source: IPAddress | None = None
+    tracks: tuple[TrackSpec, ...] = ()
+    sync_group: str | None = None
+    garp_interval: float = 0.0
+    check_unicast_src: bool = False
+
+    @property
+    def unicast(self) -> bool:
+        return bool(self.unicast_peers)
+
+    @property
+    def all_vips(self) -> tuple[m.VirtualAddress, ...]:
+        """virtual_ipaddress then virtual_ipaddress_excluded: what is added, removed and announced."""
+        return self.vips + self.excluded
+
+    def with_source(self, source: IPAddress | None) -> InstanceSpec:
+        return replace(self, params=replace(self.params, source=source))
+
+
+# -------------------------------------------------------------------------------------------- helpers
+
+
+def extra_args(extra: m.Extra, keyword: str) -> tuple[str, ...] | None:
+    """The arguments of the last ``keyword`` kept verbatim in a block's ``extra``, or None if absent."""
+    found: tuple[str, ...] | None = None
+    for key, args in extra:
+        if key == keyword:
+            found = args
+    return found
+
+
+def _flag(extra: m.Extra, keyword: str, default: bool = False) -> bool:
+    args = extra_args(extra, keyword)
+    if args is None:
+        return default
+    if not args:
+        return True
+    return args[0].lower() not in ("false", "no", "off", "0")
+
+
+def _number(extra: m.Extra, keyword: str, default: float) -> float:
+    args = extra_args(extra, keyword)
+    if not args:
+        return default
+    try:
+        return float(args[0])
+    except ValueError:
+        log.warning("ignoring %s %r: not a number", keyword, args[0])
+        return default
+
+
+def v2_interval(advert_int: float) -> float:
+    """VRRPv2 carries whole seconds 1-255; keepalived rounds a fractional advert_int."""
+    return float(min(max(round(advert_int), 1), 255))
+
+
+def v3_interval(advert_int: float) -> float:
+    """VRRPv3 carries centiseconds 1-4095."""
+    return min(max(round(advert_int * 100), 1), 0x0FFF) / 100
+
+
+def instance_family(inst: m.VrrpInstance) -> int:
+    if inst.virtual_ipaddress:
+        return inst.virtual_ipaddress[0].address.version
+    if inst.unicast_peer:
+        return inst.unicast_peer[0].address.version
+    for addr in (inst.unicast_src_ip, inst.mcast_src_ip):
+        if addr is not None:
+            return addr.version
+    return 4
+
+
+def sync_group_of(config: m.Config, name: str) -> m.SyncGroup | None:
+    for group in config.sync_groups:
+        if name in group.group:
+            return group
+    return None
+
+
+def _script(config: m.Config, name: str) -> m.VrrpScript | None:
+    return next((s for s in config.vrrp_scripts if s.name == name), None)
+
+
+def _track_file(config: m.Config, name: str) -> m.TrackFile | None:
+    return next((f for f in config.track_files if f.name == name), None)
+
+
+def _clamp_weight(weight: int, limit: int) -> int:
+    return max(-limit, min(limit, weight))
+
+
+def track_specs(
+    config: m.Config,
+    interfaces: Iterable[m.TrackRef],
+    scripts: Iterable[m.TrackRef],
+    files: Iterable[m.TrackRef],
+    *,
+    force_zero: bool = False,
+) -> list[TrackSpec]:
+    """Resolve track_interface / track_script / track_file entries to weights and directions.
+
+    Unknown scripts and files are skipped (the validator reports them). ``force_zero``: a sync-group
+    member's own trackers, whose weights keepalived ignores (failure means FAULT).
+    """
+    out: list[TrackSpec] = []
+    for ref in interfaces:
+        weight = _clamp_weight(ref.weight or 0, 253)
+        out.append(TrackSpec("interface", ref.name, 0 if force_zero else weight, ref.reverse))
+    for ref in scripts:
+        script = _script(config, ref.name)
+        if script is None:
+            continue
+        weight = script.weight if ref.weight is None else ref.weight
+        reverse = script.weight_reverse if ref.weight is None else (ref.reverse or script.weight_reverse)
+        out.append(TrackSpec("script", ref.name, 0 if force_zero else _clamp_weight(weight, 253), reverse))
+    for ref in files:
+        tfile = _track_file(config, ref.name)
+        if tfile is None:
+            continue
+        weight = tfile.weight if ref.weight is None else ref.weight
+        reverse = tfile.weight_reverse if ref.weight is None else (ref.reverse or tfile.weight_reverse)
+        out.append(TrackSpec("file", ref.name, 0 if force_zero else _clamp_weight(weight, 254), reverse))
+    return out
+
+
+# -------------------------------------------------------------------------------------------- the mapping
+
+
+def instance_spec(config: m.Config, inst: m.VrrpInstance) -> InstanceSpec:
+    """The run-time settings of ``inst`` (a built, validated config)."""
+    g = config.global_defs
+    family = instance_family(inst)
+    interface = inst.interface or g.default_interface
+    if interface is None:
+        raise ValueError(f"({inst.name}) has no interface")
+    version = inst.version
+    advert_int = v2_interval(inst.advert_int) if version == 2 else v3_interval(inst.advert_int)
+    if version == 2 and advert_int != inst.advert_int:
+        log.warning("(%s) advert_int %g rounded to %g s for VRRPv2", inst.name, inst.advert_int, advert_int)
+
+    auth: Auth | None = None
+    if version == 2:
+        auth = Auth()
+        if inst.authentication is not None:
+            if inst.authentication.auth_type == "PASS":
+                auth = Auth.pass_(inst.authentication.auth_pass)
+            else:
+                log.warning("(%s) auth_type AH is not supported; adverts are sent without authentication",
+                            inst.name)
+                auth = None
+
+    group = sync_group_of(config, inst.name)
+    ge, ie = g.extra, inst.extra
+    min_garp = _flag(ge, "vrrp_min_garp")
+    garp_delay = inst.garp_master_delay if inst.garp_master_delay is not None else (
+        0.0 if min_garp else g.vrrp_garp_master_delay)
+    garp_repeat = inst.garp_master_repeat if inst.garp_master_repeat is not None else (
+        1 if min_garp else g.vrrp_garp_master_repeat)
+    garp_refresh = (inst.garp_master_refresh if inst.garp_master_refresh is not None
+                    else g.vrrp_garp_master_refresh)
+    garp_refresh_repeat = (inst.garp_master_refresh_repeat if inst.garp_master_refresh_repeat is not None
+                           else g.vrrp_garp_master_refresh_repeat)
+    lower_delay = _number(ie, "garp_lower_prio_delay", _number(ge, "vrrp_garp_lower_prio_delay", 0.0))
+    lower_repeat = int(_number(ie, "garp_lower_prio_repeat", _number(ge, "vrrp_garp_lower_prio_repeat", 0)))
+    down_adverts = int(_number(ie, "down_timer_adverts", _number(ge, "vrrp_down_timer_adverts", 3)))
+
+    vips = tuple(v for v in inst.virtual_ipaddress if v.address.version == family)
+    peers = tuple(p.address for p in inst.unicast_peer if p.address.version == family)
+    configured_source = inst.unicast_src_ip or inst.mcast_src_ip
+    if configured_source is not None and configured_source.version != family:
+        configured_source = None
+    mcast: IPAddress = g.vrrp_mcast_group4 if family == 4 else g.vrrp_mcast_group6
+    mcast_dst = extra_args(ie, "mcast_dst_ip")
+    if mcast_dst:
+        try:
+            candidate = ip_address(mcast_dst[0])
+            if candidate.version == family:
+                mcast = candidate
+        except ValueError:
+            log.warning("(%s) ignoring mcast_dst_ip %r", inst.name, mcast_dst[0])
+
+    params = Params(
+        name=inst.name,
+        vrid=inst.virtual_router_id,
+        priority=inst.priority,
+        addresses=tuple(v.address.ip for v in vips),
+        version=version,
+        family=family,
+        advert_int=advert_int,
+        initial_state=State.MASTER if inst.state == "MASTER" else State.BACKUP,
+        preempt=not inst.nopreempt,
+        preempt_delay=inst.preempt_delay,
+        auth=auth,
+        source=configured_source,
+        down_timer_adverts=min(max(down_adverts, 1), 100),
+        garp_master_delay=garp_delay,
+        garp_master_repeat=garp_repeat,
+        garp_master_refresh=garp_refresh,
+        garp_master_refresh_repeat=garp_refresh_repeat,
+        garp_lower_prio_delay=lower_delay,
+        garp_lower_prio_repeat=lower_repeat,
+        lower_prio_no_advert=_flag(ie, "lower_prio_no_advert", _flag(ge, "vrrp_lower_prio_no_advert")),
+        higher_prio_send_advert=_flag(ie, "higher_prio_send_advert",
+                                      _flag(ge, "vrrp_higher_prio_send_advert")),
+        skip_check_adv_addr=_flag(ie, "skip_check_adv_addr", g.vrrp_skip_check_adv_addr),
+        unicast=bool(peers),
+        v3_checksum_as_v2=_flag(ie, "v3_checksum_as_v2", _flag(ge, "v3_checksum_as_v2")),
+        sync_group=group is not None,
+    )
+
+    # trackers: own interface and the VIPs' interfaces (weight 0), then the configured ones
+    tracks: list[TrackSpec] = []
+    if not inst.dont_track_primary:
+        tracks.append(TrackSpec("interface", interface))
+    for vip in (*vips, *inst.virtual_ipaddress_excluded):
+        if vip.dev and vip.dev != interface and all(t.name != vip.dev for t in tracks):
+            tracks.append(TrackSpec("interface", vip.dev))
+    group_weights = group is not None and extra_args(group.extra, "sync_group_tracking_weight") is not None
+    configured = track_specs(config, inst.track_interface, inst.track_script, inst.track_file,
+                             force_zero=group is not None and not group_weights)
+    if group is not None:
+        configured += track_specs(config, group.track_interface, group.track_script, group.track_file)
+    for spec in configured:
+        if spec.kind == "interface":
+            # an explicitly tracked interface replaces the implicit weight-0 entry
+            tracks = [t for t in tracks if not (t.kind == "interface" and t.name == spec.name)]
+        if spec not in tracks:
+            tracks.append(spec)
+
+    return InstanceSpec(
+        name=inst.name,
+        interface=interface,
+        family=family,
+        params=params,
+        vips=vips,
+        excluded=inst.virtual_ipaddress_excluded,
+        unicast_peers=peers,
+        mcast_group=mcast,
+        configured_source=configured_source,
+        tracks=tuple(tracks),
+        sync_group=group.name if group is not None else None,
+        garp_interval=g.vrrp_gna_interval if family == 6 else g.vrrp_garp_interval,
+        check_unicast_src=_flag(ie, "check_unicast_src", g.vrrp_check_unicast_src),
+    )
+
+
+def instance_specs(config: m.Config) -> list[InstanceSpec]:
+    return [instance_spec(config, inst) for inst in config.instances]
+
+
+# -------------------------------------------------------------------------------------------- source address
+
+
+def pick_source(addresses: Iterable[tuple[IPAddress, int, bool]], family: int,
+                exclude: Iterable[IPAddress] = ()) -> IPAddress | None:
+    """keepalived's choice among an interface's addresses, given as (address, scope, secondary).
+
+    IPv4: the first primary address that is not one of our VIPs. IPv6: the first link-local address.
+    """
+    excluded = set(exclude)
+    candidates = [(a, scope, sec) for a, scope, sec in addresses if a.version == family and a not in excluded]
+    if family == 6:
+        for addr, _, _ in candidates:
+            if isinstance(addr, IPv6Address) and addr.is_link_local:
+                return addr
+        return None
+    for addr, _, secondary in candidates:
+        if not secondary:
+            return addr
+    return candidates[0][0] if candidates else None
+
+
+async def interface_source(interface: str, family: int, exclude: Iterable[IPAddress] = ()) -> IPAddress | None:
+    """The interface's own address keepalived would send from (None if it has none, or no such interface)."""
+    from pyroute2 import AsyncIPRoute
+
+    ifa_f_secondary = 0x01
+    async with AsyncIPRoute() as ipr:
+        indexes = await ipr.link_lookup(ifname=interface)
+        if not indexes:
+            return None
+        af = socket.AF_INET if family == 4 else socket.AF_INET6
+        found: list[tuple[IPAddress, int, bool]] = []
+        async for msg in await ipr.addr("dump", index=indexes[0], family=af):
+            text = msg.get("address")
+            if text is None:
+                continue
+            flags = msg.get("IFA_FLAGS") or msg["flags"]
+            found.append((ip_address(text), msg["scope"], bool(flags & ifa_f_secondary)))
+    return pick_source(found, family, exclude)

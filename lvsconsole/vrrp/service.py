@@ -1,0 +1,462 @@
+"""The VRRP service: every vrrp_instance of a config running on the host, with tracking and sync groups.
+
+    service = VrrpService(config)
+    await service.start()
+    async for event in service.subscribe(): ...     # or service.add_listener(callback)
+    service.snapshot()                              # per-instance state for the UI
+    await service.reload(new_config)                # unchanged instances are left alone
+    await service.stop()                            # priority-0 adverts, VIPs removed
+
+``dry_run``: nothing is ever sent and no address is touched. The instances still run (and listen, if
+the process may open raw sockets), so their states show what would happen. Sending adverts without
+taking the addresses could make a real peer drop them, so a dry run stays silent.
+
+:func:`run_vrrp` is the one call the ``lvsconsole run`` command needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from lvsconsole.config import model as m
+from lvsconsole.vrrp.addresses import AddressManager, GratuitousSender, describe
+from lvsconsole.vrrp.events import GroupStateChanged, TrackerChanged, VrrpEvent
+from lvsconsole.vrrp.instance import InstanceRuntime
+from lvsconsole.vrrp.machine import Action, State, VrrpMachine
+from lvsconsole.vrrp.params import InstanceSpec, instance_spec, interface_source, sync_group_of
+from lvsconsole.vrrp.syncgroup import SyncGroup
+from lvsconsole.vrrp.tracking import FileWatcher, InstanceTracking, LinkMonitor, ScriptRunner
+from lvsconsole.vrrp.transport import TransportPool
+
+log = logging.getLogger("lvsconsole.vrrp")
+
+__all__ = ["InstanceSnapshot", "VrrpService", "run_vrrp"]
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceSnapshot:
+    """What the UI shows of one instance."""
+
+    name: str
+    interface: str
+    family: int
+    vrid: int
+    version: int
+    state: str
+    priority: int
+    base_priority: int
+    master_address: str | None
+    master_priority: int
+    advert_int: float
+    master_adver_int: float
+    in_state_for: float
+    source: str | None
+    vips: tuple[str, ...]
+    unicast_peers: tuple[str, ...]
+    sync_group: str | None
+    faults: tuple[str, ...]
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, object]:
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+def _fingerprint(config: m.Config, spec: InstanceSpec) -> tuple[object, ...]:
+    """What must be equal across a reload for an instance to be left alone."""
+    inst = config.instance(spec.name)
+    scripts = tuple(s for s in config.vrrp_scripts if any(t.kind == "script" and t.name == s.name
+                                                         for t in spec.tracks))
+    files = tuple(f for f in config.track_files if any(t.kind == "file" and t.name == f.name for t in spec.tracks))
+    return (inst, spec, scripts, files, sync_group_of(config, spec.name))
+
+
+class VrrpService:
+    def __init__(self, config: m.Config, *, dry_run: bool = False) -> None:
+        self.config = config
+        self.dry_run = dry_run
+        self._runtimes: dict[str, InstanceRuntime] = {}
+        self._fingerprints: dict[str, tuple[object, ...]] = {}
+        self._tracking: dict[str, InstanceTracking] = {}
+        self._groups: dict[str, SyncGroup] = {}
+        self._group_states: dict[str, State] = {}
+        self._listeners: list[Callable[[VrrpEvent], None]] = []
+        self._queues: list[asyncio.Queue[VrrpEvent | None]] = []
+        self._pool: TransportPool | None = None
+        self._addresses = AddressManager(dry_run=dry_run)
+        self._garp = GratuitousSender(dry_run=dry_run)
+        self._links = LinkMonitor(self._on_link)
+        self._scripts = ScriptRunner((), self._on_script, script_user=config.global_defs.script_user)
+        self._files = FileWatcher((), self._on_file)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._started = False
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._started:
+            raise RuntimeError("VrrpService already started")
+        self._loop = asyncio.get_running_loop()
+        self._pool = TransportPool(self._loop)
+        self._started = True
+        try:
+            await self._links.start()
+        except OSError as exc:
+            log.warning("cannot watch links (%s); interfaces are assumed up", exc)
+        self._scripts.update(self._used_scripts(self.config))
+        self._files.update(self._used_files(self.config))
+        self._files.start()
+        specs = self._build_specs(self.config)
+        self._addresses.prepare()
+        self._garp.prepare(sorted({v.dev or s.interface for s in specs for v in s.all_vips}))
+        for spec in specs:
+            await self._create(spec)
+        self._rebuild_groups()
+        for spec in specs:
+            if spec.name in self._runtimes:
+                self._runtimes[spec.name].start()
+
+    async def stop(self) -> None:
+        """Stop every instance: a MASTER sends priority 0 and its addresses are removed."""
+        if not self._started:
+            return
+        await self._scripts.stop()
+        await self._files.stop()
+        await self._links.stop()
+        runtimes = list(self._runtimes.values())
+        for runtime in runtimes:
+            runtime.after = None
+            runtime.drive(lambda mach, now: mach.shutdown(now))
+        await asyncio.gather(*(r.shutdown() for r in runtimes))
+        for runtime in runtimes:
+            self._release(runtime)
+        self._runtimes.clear()
+        if self._pool is not None:
+            self._pool.close()
+        self._garp.close()
+        self._addresses.close()
+        self._started = False
+        for queue in self._queues:
+            queue.put_nowait(None)
+
+    async def reload(self, config: m.Config) -> None:
+        """Apply a new config: unchanged instances keep their state; removed ones stop; others restart."""
+        specs = {s.name: s for s in self._build_specs(config)}
+        keep = {name for name, spec in specs.items()
+                if name in self._runtimes and self._fingerprints.get(name) == _fingerprint(config, spec)}
+        for name in [n for n in self._runtimes if n not in keep]:
+            runtime = self._runtimes.pop(name)
+            log.info("(%s) %s on reload", name, "removed" if name not in specs else "changed")
+            runtime.after = None
+            await runtime.shutdown()
+            self._release(runtime)
+            self._tracking.pop(name, None)
+            self._fingerprints.pop(name, None)
+        self.config = config
+        self._scripts.update(self._used_scripts(config))
+        self._files.update(self._used_files(config))
+        fresh = [spec for name, spec in specs.items() if name not in keep]
+        for spec in fresh:
+            await self._create(spec)
+        self._rebuild_groups()
+        for spec in fresh:
+            if spec.name in self._runtimes:
+                self._runtimes[spec.name].start()
+        log.info("Reload finished: %d instance(s) kept, %d (re)started", len(keep), len(fresh))
+
+    # -- building ---------------------------------------------------------------------------------
+
+    def _build_specs(self, config: m.Config) -> list[InstanceSpec]:
+        specs = []
+        for inst in config.instances:
+            try:
+                specs.append(instance_spec(config, inst))
+            except ValueError as exc:
+                log.error("(%s) cannot run: %s", inst.name, exc)
+        return specs
+
+    @staticmethod
+    def _used_scripts(config: m.Config) -> list[m.VrrpScript]:
+        names = {r.name for i in config.instances for r in i.track_script}
+        names |= {r.name for g in config.sync_groups for r in g.track_script}
+        return [s for s in config.vrrp_scripts if s.name in names]
+
+    @staticmethod
+    def _used_files(config: m.Config) -> list[m.TrackFile]:
+        names = {r.name for i in config.instances for r in i.track_file}
+        names |= {r.name for g in config.sync_groups for r in g.track_file}
+        return [f for f in config.track_files if f.name in names]
+
+    async def _create(self, spec: InstanceSpec) -> None:
+        assert self._loop is not None and self._pool is not None
+        fingerprint = _fingerprint(self.config, spec)
+        source = spec.configured_source
+        if source is None:
+            exclude = [v.address.ip for s in self.config.instances for v in
+                       (*s.virtual_ipaddress, *s.virtual_ipaddress_excluded)]
+            try:
+                source = await interface_source(spec.interface, spec.family, exclude)
+            except OSError as exc:
+                log.warning("(%s) cannot read the addresses of %s: %s", spec.name, spec.interface, exc)
+        spec = spec.with_source(source)
+        machine = VrrpMachine(spec.params, self._loop.time())
+        runtime = InstanceRuntime(spec, machine, addresses=self._addresses, garp=self._garp, emit=self._emit,
+                                  loop=self._loop)
+        if self.dry_run:
+            runtime.transmit = False
+        tracking = InstanceTracking(spec.params.priority, spec.tracks)
+        for name in tracking.tracks_kind("interface"):
+            tracking.set_up_down("interface", name, self._links.is_up(name) if self._links.state else True)
+        for name in tracking.tracks_kind("script"):
+            tracking.set_up_down("script", name, self._scripts.status(name))
+        for name in tracking.tracks_kind("file"):
+            tracking.set_file_value(name, self._files.values.get(name, 0))
+        if source is None:
+            reason = f"no IPv{spec.family} address for interface"
+            log.info("(%s) entering FAULT state (%s)", spec.name, reason)
+            machine.set_fault(reason, self._loop.time())
+        for reason in tracking.faults:
+            machine.set_fault(reason, self._loop.time())
+        machine.set_priority(tracking.total_priority, self._loop.time())
+        sock = None
+        try:
+            sock = self._pool.acquire(spec.interface, spec.family)
+        except OSError as exc:
+            if not self.dry_run:
+                log.error("(%s) cannot open the VRRP socket on %s: %s", spec.name, spec.interface, exc)
+            else:
+                log.warning("(%s) dry run without a VRRP socket on %s: %s", spec.name, spec.interface, exc)
+        self._addresses.prepare(spec.all_vips, spec.interface)
+        try:
+            runtime.attach(sock)
+        except ValueError as exc:
+            log.error("(%s) %s", spec.name, exc)
+            self._pool.release(spec.interface, spec.family)
+            return
+        self._runtimes[spec.name] = runtime
+        self._tracking[spec.name] = tracking
+        self._fingerprints[spec.name] = fingerprint
+
+    def _release(self, runtime: InstanceRuntime) -> None:
+        runtime.detach()
+        if self._pool is not None:
+            self._pool.release(runtime.spec.interface, runtime.spec.family)
+
+    def _rebuild_groups(self) -> None:
+        self._groups.clear()
+        for runtime in self._runtimes.values():
+            runtime.after = None
+        for group in self.config.sync_groups:
+            members = [self._runtimes[n] for n in group.group if n in self._runtimes]
+            if len(members) < 2:
+                continue
+            self._groups[group.name] = SyncGroup(group.name, [r.machine for r in members])
+            for runtime in members:
+                runtime.after = self._after
+        for name, group_obj in self._groups.items():
+            self._group_states.setdefault(name, group_obj.state)
+
+    # -- sync groups ------------------------------------------------------------------------------
+
+    def _group_of(self, runtime: InstanceRuntime) -> SyncGroup | None:
+        name = runtime.spec.sync_group
+        return self._groups.get(name) if name is not None else None
+
+    def _runtime_of(self, machine: VrrpMachine) -> InstanceRuntime:
+        return self._runtimes[machine.name]
+
+    def _after(self, runtime: InstanceRuntime, actions: list[Action], now: float) -> None:
+        group = self._group_of(runtime)
+        if group is None:
+            return
+        for member, member_actions in group.react(runtime.machine, actions, now):
+            self._runtime_of(member).execute(member_actions)
+        self._note_group(group)
+
+    def _note_group(self, group: SyncGroup) -> None:
+        state = group.state
+        if self._group_states.get(group.name) != state:
+            self._group_states[group.name] = state
+            if state is not State.INIT:
+                self._emit(GroupStateChanged(group.name, state, time=time.time()))
+
+    # -- tracking ---------------------------------------------------------------------------------
+
+    def _on_link(self, name: str, up: bool) -> None:
+        self._emit(TrackerChanged("interface", name, "UP" if up else "DOWN", time=time.time()))
+        self._track_update(lambda t: t.set_up_down("interface", name, up))
+
+    def _on_script(self, name: str, ok: bool) -> None:
+        self._emit(TrackerChanged("script", name, "succeeded" if ok else "failed", time=time.time()))
+        self._track_update(lambda t: t.set_up_down("script", name, ok))
+
+    def _on_file(self, name: str, value: int) -> None:
+        self._emit(TrackerChanged("file", name, str(value), time=time.time()))
+        self._track_update(lambda t: t.set_file_value(name, value))
+
+    def _track_update(self, update: Callable[[InstanceTracking], bool]) -> None:
+        for name, tracking in list(self._tracking.items()):
+            if update(tracking) and name in self._runtimes:
+                self._apply_tracking(self._runtimes[name], tracking)
+
+    def _apply_tracking(self, runtime: InstanceRuntime, tracking: InstanceTracking) -> None:
+        assert self._loop is not None
+        machine = runtime.machine
+        wanted = tracking.faults
+        for reason in sorted(wanted - machine.faults):
+            self._set_fault(runtime, reason, True)
+        for reason in sorted((machine.faults & tracking.all_reasons) - wanted):
+            self._set_fault(runtime, reason, False)
+        total = tracking.total_priority
+        runtime.drive(lambda mach, now: mach.set_priority(total, now))
+
+    def _set_fault(self, runtime: InstanceRuntime, reason: str, on: bool) -> None:
+        assert self._loop is not None
+        group = self._group_of(runtime)
+        if group is None:
+            if on:
+                runtime.drive(lambda mach, now: mach.set_fault(reason, now))
+            else:
+                runtime.drive(lambda mach, now: mach.clear_fault(now, reason))
+            return
+        now = self._loop.time()
+        batch = group.set_fault(runtime.machine, reason, now) if on else \
+            group.clear_fault(runtime.machine, reason, now)
+        for member, actions in batch:
+            self._runtime_of(member).execute(actions)
+        self._note_group(group)
+
+    # -- operator overrides -----------------------------------------------------------------------
+
+    def set_runtime_priority(self, name: str, priority: int | None) -> str:
+        """Override an instance's base priority at run time (None: back to the configured one).
+
+        Trackers still apply on top; the effective priority stays in 1-254, and an address owner
+        (255) is never changed, as with keepalived. Returns what happened. ValueError for an unknown
+        instance, a priority outside 1-254, or an address owner.
+        """
+        runtime = self._runtimes.get(name)
+        tracking = self._tracking.get(name)
+        if runtime is None or tracking is None:
+            raise ValueError(f"no vrrp_instance {name}")
+        configured = runtime.spec.params.priority
+        if configured == 255:
+            raise ValueError(f"({name}) is the address owner: its priority stays 255")
+        base = configured if priority is None else priority
+        if not 1 <= base <= 254:
+            raise ValueError(f"priority {base} is outside 1-254")
+        old = runtime.machine.priority
+        tracking.base_priority = base
+        self._apply_tracking(runtime, tracking)
+        new = runtime.machine.priority
+        source = "configured" if priority is None else "runtime"
+        return f"({name}) base priority {base} ({source}), effective priority {old} -> {new}"
+
+    def failover(self, name: str) -> str:
+        """Hand mastership of ``name`` (and of its sync group's other masters) to the peer.
+
+        Each sends priority 0, removes its addresses and stays BACKUP without preempting the peer that
+        takes over (see :meth:`VrrpMachine.release`). ValueError if the instance is not MASTER.
+        """
+        runtime = self._runtimes.get(name)
+        if runtime is None:
+            raise ValueError(f"no vrrp_instance {name}")
+        if runtime.machine.state is not State.MASTER:
+            raise ValueError(f"({name}) is {runtime.machine.state.name}, not MASTER: nothing to hand over")
+        group = self._group_of(runtime)
+        members = [runtime] + ([self._runtime_of(m) for m in group.members if m is not runtime.machine]
+                               if group is not None else [])
+        released = []
+        for member in members:
+            if member.machine.state is State.MASTER:
+                after, member.after = member.after, None  # the group must not re-promote its members
+                member.drive(lambda mach, now: mach.release(now))
+                member.after = after
+                released.append(member.name)
+        if group is not None:
+            self._note_group(group)
+        return f"released {', '.join(released)}: priority 0 sent, addresses removed, BACKUP"
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def _emit(self, event: VrrpEvent) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                log.exception("VRRP event listener failed")
+        for queue in self._queues:
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(event)
+
+    def add_listener(self, listener: Callable[[VrrpEvent], None]) -> Callable[[], None]:
+        """Call ``listener`` for every event; returns a function that removes it."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    async def subscribe(self, maxsize: int = 1000) -> AsyncIterator[VrrpEvent]:
+        """Events as an async iterator, until the service stops (a slow reader loses the overflow)."""
+        queue: asyncio.Queue[VrrpEvent | None] = asyncio.Queue(maxsize)
+        self._queues.append(queue)
+        try:
+            while (event := await queue.get()) is not None:
+                yield event
+        finally:
+            self._queues.remove(queue)
+
+    @property
+    def events(self) -> AsyncIterator[VrrpEvent]:
+        return self.subscribe()
+
+    # -- observation ------------------------------------------------------------------------------
+
+    @property
+    def instances(self) -> dict[str, InstanceRuntime]:
+        return dict(self._runtimes)
+
+    @property
+    def groups(self) -> dict[str, SyncGroup]:
+        return dict(self._groups)
+
+    def snapshot(self) -> list[InstanceSnapshot]:
+        now = self._loop.time() if self._loop is not None else time.monotonic()
+        out = []
+        for runtime in self._runtimes.values():
+            mach, spec = runtime.machine, runtime.spec
+            out.append(InstanceSnapshot(
+                name=spec.name,
+                interface=spec.interface,
+                family=spec.family,
+                vrid=spec.params.vrid,
+                version=spec.params.version,
+                state=mach.state.name,
+                priority=mach.priority,
+                base_priority=mach.base_priority,
+                master_address=str(mach.master_address) if mach.master_address is not None else None,
+                master_priority=mach.master_priority,
+                advert_int=spec.params.advert_int,
+                master_adver_int=mach.master_adver_int,
+                in_state_for=max(0.0, now - mach.last_transition),
+                source=str(runtime.source) if runtime.source is not None else None,
+                vips=tuple(describe(v) for v in spec.all_vips),
+                unicast_peers=tuple(str(p) for p in spec.unicast_peers),
+                sync_group=spec.sync_group,
+                faults=tuple(sorted(mach.faults)),
+                counters={**mach.counters.as_dict(), "garp_sent": runtime.garp_sent,
+                          "tx_failed": runtime.tx_failed, "rx_filtered": runtime.rx_filtered},
+            ))
+        return out
+
+
+async def run_vrrp(config: m.Config, stop_event: asyncio.Event, *, dry_run: bool = False) -> None:
+    """Run the VRRP part of ``config`` until ``stop_event`` is set, then stop cleanly."""
+    service = VrrpService(config, dry_run=dry_run)
+    await service.start()
+    try:
+        await stop_event.wait()
+    finally:
+        await service.stop()

@@ -1,0 +1,520 @@
+"""Tracking: interfaces, vrrp_scripts and track files, and what they do to an instance's priority.
+
+The arithmetic is keepalived's (vrrp_track.c), with ``m`` = -1 for ``reverse`` and 1 otherwise:
+
+- interface / script, weight 0: FAULT while down (``reverse``: while up);
+- weight W > 0 adds W×m while up; W < 0 adds W×m while down; nothing otherwise;
+- a script counts only once it has reported (rise/fall below), unless it has ``init_fail``;
+- track file, weight 0: FAULT on a non-zero value (``reverse``: on zero); otherwise value×W×m, clamped to
+  [-254, 253], and -254 (or less) means FAULT;
+- effective priority = clamp(base + Σ, 1, 254) (the machine clamps; an owner is never changed).
+
+A vrrp_script runs every ``interval`` without a shell, as an asyncio subprocess in its own process
+group. After ``timeout`` it gets SIGTERM, and SIGKILL two seconds later. Exit 0 is a success. A
+non-zero exit, a signal or a timeout is a failure. Its result counter works as keepalived's: it
+starts at rise-1 (0 with init_fail); a success moves it up, and reaching ``rise`` reports
+"succeeded". A failure moves it down, and going below ``rise`` reports "failed". So after a report it
+takes ``fall`` failures, or ``rise`` successes, to report again. Links are watched through pyroute2
+netlink events (up = IFF_UP and IFF_RUNNING). Track files are polled, and read like strtol(…, 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pwd
+import signal
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lvsconsole.config.model import TrackFile, VrrpScript
+from lvsconsole.vrrp.params import TrackKind, TrackSpec
+
+log = logging.getLogger("lvsconsole.vrrp")
+
+IFF_UP = 0x1
+IFF_RUNNING = 0x40
+FILE_FAULT = -254
+KILL_GRACE = 2.0
+
+Effect = int | None
+"""A tracker's contribution to the priority; None means the instance must be in FAULT."""
+
+
+# -------------------------------------------------------------------------------------------- arithmetic
+
+
+def up_down_effect(weight: int, reverse: bool, up: bool) -> Effect:
+    """An interface or script tracked with ``weight`` (keepalived's process_script_update_priority)."""
+    multiplier = -1 if reverse else 1
+    if weight == 0:
+        return None if up != (multiplier == 1) else 0
+    if up:
+        return weight * multiplier if weight > 0 else 0
+    return weight * multiplier if weight < 0 else 0
+
+
+def file_effect(weight: int, reverse: bool, value: int) -> Effect:
+    """A track file holding ``value`` (keepalived's update_track_file_status)."""
+    multiplier = -1 if reverse else 1
+    value = max(-254, min(254, value))
+    if weight == 0:
+        status = FILE_FAULT if (value != 0) == (multiplier == 1) else 0
+    else:
+        status = max(FILE_FAULT, min(253, value * weight * multiplier))
+    return None if status <= FILE_FAULT else status
+
+
+def parse_track_file(text: str) -> int:
+    """The number at the start of a track file, as strtol(buf, NULL, 0) reads it; 0 if none."""
+    text = text.strip()
+    sign = 1
+    if text and text[0] in "+-":
+        sign = -1 if text[0] == "-" else 1
+        text = text[1:]
+    base = 10
+    if text[:2].lower() == "0x":
+        base, text = 16, text[2:]
+    elif text[:1] == "0" and len(text) > 1:
+        base, text = 8, text[1:]
+    digits = "0123456789abcdef"[:base]
+    end = 0
+    while end < len(text) and text[end].lower() in digits:
+        end += 1
+    return sign * int(text[:end], base) if end else 0
+
+
+class ScriptState:
+    """The rise/fall counter of one vrrp_script (sans-IO)."""
+
+    def __init__(self, rise: int = 1, fall: int = 1, *, init_fail: bool = False) -> None:
+        self.rise = max(rise, 1)
+        self.fall = max(fall, 1)
+        self.result = 0 if init_fail else self.rise - 1
+        self.reported: bool | None = False if init_fail else None  # None until the first report
+
+    @property
+    def up(self) -> bool | None:
+        """True/False once reported (or init_fail), None while the script is still in its init state."""
+        return self.reported
+
+    def record(self, success: bool) -> bool | None:
+        """Count one run; returns the new status when it is reported, else None."""
+        rise, fall = self.rise, self.fall
+        if success:
+            if self.result < rise - 1:
+                self.result += 1
+                return None
+            if self.result == rise + fall - 1:
+                return None
+            changed = self.result < rise
+            self.result = rise + fall - 1
+            if changed:
+                self.reported = True
+                return True
+            return None
+        if self.result > rise:
+            self.result -= 1
+            return None
+        changed = self.result == rise or self.reported is None
+        self.result = 0
+        if changed:
+            self.reported = False
+            return False
+        return None
+
+
+# -------------------------------------------------------------------------------------------- per instance
+
+
+def fault_reason(kind: TrackKind, name: str) -> str:
+    return {"interface": f"interface {name} down", "script": f"script {name} failed",
+            "file": f"track file {name}"}[kind]
+
+
+class InstanceTracking:
+    """The tracker effects on one instance: its total priority and its tracker faults (sans-IO)."""
+
+    def __init__(self, base_priority: int, tracks: Iterable[TrackSpec]) -> None:
+        self.base_priority = base_priority
+        self.tracks = tuple(tracks)
+        self._effects: dict[tuple[TrackKind, str], Effect] = {}
+        for spec in self.tracks:
+            # before any report: interfaces are resolved at once by the monitor; scripts count nothing,
+            # except that a weight-0 script keeps the instance in FAULT until it first succeeds
+            initial: Effect = None if spec.kind == "script" and spec.weight == 0 else 0
+            self._effects[(spec.kind, spec.name)] = initial
+
+    def specs(self, kind: TrackKind, name: str) -> list[TrackSpec]:
+        return [s for s in self.tracks if s.kind == kind and s.name == name]
+
+    def tracks_kind(self, kind: TrackKind) -> list[str]:
+        return sorted({s.name for s in self.tracks if s.kind == kind})
+
+    def set_up_down(self, kind: TrackKind, name: str, up: bool | None) -> bool:
+        """An interface or script is now up/down (None: a script not reported yet). True if it changed."""
+        changed = False
+        for spec in self.specs(kind, name):
+            if up is None:
+                effect: Effect = None if spec.weight == 0 else 0
+            else:
+                effect = up_down_effect(spec.weight, spec.reverse, up)
+            changed |= self._set(kind, name, effect)
+        return changed
+
+    def set_file_value(self, name: str, value: int) -> bool:
+        changed = False
+        for spec in self.specs("file", name):
+            changed |= self._set("file", name, file_effect(spec.weight, spec.reverse, value))
+        return changed
+
+    def _set(self, kind: TrackKind, name: str, effect: Effect) -> bool:
+        key = (kind, name)
+        if key in self._effects and self._effects[key] == effect:
+            return False
+        self._effects[key] = effect
+        return True
+
+    @property
+    def total_priority(self) -> int:
+        return self.base_priority + sum(e for e in self._effects.values() if e is not None)
+
+    @property
+    def faults(self) -> frozenset[str]:
+        return frozenset(fault_reason(kind, name) for (kind, name), e in self._effects.items() if e is None)
+
+    @property
+    def all_reasons(self) -> frozenset[str]:
+        """Every fault reason this tracking can ever raise (to clear the ones that are gone)."""
+        return frozenset(fault_reason(s.kind, s.name) for s in self.tracks)
+
+
+# -------------------------------------------------------------------------------------------- scripts
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptResult:
+    """One finished run of a vrrp_script."""
+
+    name: str
+    success: bool
+    kind: str  # "succeeded", "failed", "timed_out"
+    detail: str = ""
+
+
+def _run_as(script: VrrpScript, script_user: Sequence[str]) -> tuple[int | None, int | None]:
+    """(uid, gid) to run as: the script's user, else global script_user, else keepalived_script if it
+    exists; None means the current user (keepalived's root fallback)."""
+    wanted: tuple[str, ...] = script.user or tuple(script_user)
+    if not script.user and script.script is not None and script.script.user:
+        wanted = (script.script.user,) + ((script.script.group,) if script.script.group else ())
+    names = list(wanted) if wanted else ["keepalived_script"]
+    if os.geteuid() != 0:
+        return None, None
+    try:
+        entry = pwd.getpwnam(names[0])
+    except KeyError:
+        if wanted:
+            log.warning("VRRP_Script(%s): user %s does not exist; running as root", script.name, names[0])
+        return None, None
+    gid = entry.pw_gid
+    if len(names) > 1:
+        import grp
+
+        with contextlib.suppress(KeyError):
+            gid = grp.getgrnam(names[1]).gr_gid
+    return entry.pw_uid, gid
+
+
+async def run_script(argv: Sequence[str], timeout: float, *, uid: int | None = None,
+                     gid: int | None = None) -> tuple[bool, str, str]:
+    """Run ``argv`` once (no shell); returns (success, kind, detail)."""
+    kwargs: dict[str, Any] = {}
+    if uid is not None:
+        kwargs["user"] = uid
+    if gid is not None:
+        kwargs["group"] = gid
+        kwargs["extra_groups"] = []
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL, start_new_session=True, **kwargs)
+    except OSError as exc:
+        return False, "failed", f"cannot run {argv[0]}: {exc.strerror or exc}"
+    try:
+        status = await asyncio.wait_for(proc.wait(), timeout)
+    except TimeoutError:
+        await _terminate(proc)
+        return False, "timed_out", ""
+    except asyncio.CancelledError:
+        await _terminate(proc, grace=0.0)
+        raise
+    if status == 0:
+        return True, "succeeded", ""
+    if status < 0:
+        return False, "failed", f"due to signal {-status}"
+    return False, "failed", f"exited with status {status}"
+
+
+async def _terminate(proc: asyncio.subprocess.Process, grace: float = KILL_GRACE) -> None:
+    """SIGTERM the script's process group, SIGKILL it after ``grace`` seconds, reap it."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        if sig == signal.SIGTERM and grace > 0:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+                return
+    with contextlib.suppress(ProcessLookupError):
+        await proc.wait()
+
+
+class ScriptRunner:
+    """Runs every tracked vrrp_script on its interval and reports status changes."""
+
+    def __init__(self, scripts: Iterable[VrrpScript], on_change: Callable[[str, bool], None], *,
+                 script_user: Sequence[str] = ()) -> None:
+        self.scripts = {s.name: s for s in scripts}
+        self.states = {s.name: ScriptState(s.rise, s.fall, init_fail=s.init_fail) for s in self.scripts.values()}
+        self._on_change = on_change
+        self._script_user = tuple(script_user)
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self.last: dict[str, ScriptResult] = {}
+
+    def start(self) -> None:
+        for script in self.scripts.values():
+            self._start_one(script)
+
+    def _start_one(self, script: VrrpScript) -> None:
+        if script.script is None or not script.script.argv:
+            log.warning("VRRP_Script(%s) has no script; ignored", script.name)
+            return
+        self._tasks[script.name] = asyncio.create_task(self._loop(script), name=f"vrrp_script {script.name}")
+
+    def update(self, scripts: Iterable[VrrpScript]) -> set[str]:
+        """Take a new set of scripts (reload): unchanged ones keep running with their state.
+
+        Returns the names of the scripts that were (re)started.
+        """
+        new = {s.name: s for s in scripts}
+        for name in list(self.scripts):
+            if new.get(name) != self.scripts[name]:
+                task = self._tasks.pop(name, None)
+                if task is not None:
+                    task.cancel()
+                del self.scripts[name]
+                del self.states[name]
+                self.last.pop(name, None)
+        started = set()
+        for name, script in new.items():
+            if name not in self.scripts:
+                self.scripts[name] = script
+                self.states[name] = ScriptState(script.rise, script.fall, init_fail=script.init_fail)
+                self._start_one(script)
+                started.add(name)
+        return started
+
+    async def stop(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+
+    def status(self, name: str) -> bool | None:
+        state = self.states.get(name)
+        return None if state is None else state.up
+
+    async def _loop(self, script: VrrpScript) -> None:
+        assert script.script is not None
+        argv = script.script.argv
+        uid, gid = _run_as(script, self._script_user)
+        loop = asyncio.get_running_loop()
+        interval = max(script.interval, 0.01)
+        running: asyncio.Task[None] | None = None
+        next_at = loop.time()
+        try:
+            while True:
+                if running is None or running.done():
+                    running = asyncio.create_task(self._once(script, argv, uid, gid))
+                else:
+                    log.warning("Track script %s is already running, expect slowness", script.name)
+                next_at += interval
+                await asyncio.sleep(max(0.0, next_at - loop.time()))
+        finally:
+            if running is not None and not running.done():
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
+
+    async def _once(self, script: VrrpScript, argv: Sequence[str], uid: int | None, gid: int | None) -> None:
+        success, kind, detail = await run_script(argv, script.effective_timeout, uid=uid, gid=gid)
+        self.last[script.name] = ScriptResult(script.name, success, kind, detail)
+        reported = self.states[script.name].record(success)
+        if reported is None:
+            return
+        if detail and not success:
+            log.info("VRRP_Script(%s) %s (%s)", script.name, kind, detail)
+        else:
+            log.info("VRRP_Script(%s) %s", script.name, kind)
+        self._on_change(script.name, reported)
+
+
+# -------------------------------------------------------------------------------------------- links
+
+
+def link_up(flags: int) -> bool:
+    return flags & (IFF_UP | IFF_RUNNING) == IFF_UP | IFF_RUNNING
+
+
+class LinkMonitor:
+    """Follows the up/down state of interfaces through pyroute2 netlink link events."""
+
+    def __init__(self, on_change: Callable[[str, bool], None]) -> None:
+        self._on_change = on_change
+        self.state: dict[str, bool] = {}
+        self._ipr: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        from pyroute2 import AsyncIPRoute
+        from pyroute2.netlink.rtnl import RTMGRP_LINK
+
+        self._ipr = AsyncIPRoute()
+        await self._ipr.bind(groups=RTMGRP_LINK)
+        async with AsyncIPRoute() as dump:
+            async for link in await dump.link("dump"):
+                name = link.get("ifname")
+                if name:
+                    self.state[name] = link_up(link["flags"])
+        self._task = asyncio.create_task(self._watch(), name="vrrp link monitor")
+
+    def is_up(self, name: str) -> bool:
+        return self.state.get(name, False)
+
+    async def _watch(self) -> None:
+        assert self._ipr is not None
+        while True:
+            async for msg in self._ipr.get():
+                event = msg.get("event")
+                name = msg.get("ifname")
+                if not name or event not in ("RTM_NEWLINK", "RTM_DELLINK"):
+                    continue
+                up = event == "RTM_NEWLINK" and link_up(msg["flags"])
+                if self.state.get(name) != up:
+                    self.state[name] = up
+                    log.info("Netlink reports %s %s", name, "UP" if up else "DOWN")
+                    self._on_change(name, up)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        if self._ipr is not None:
+            self._ipr.close()
+            self._ipr = None
+
+
+# -------------------------------------------------------------------------------------------- track files
+
+
+class FileWatcher:
+    """Polls track files and reports their value when it changes (a missing file reads as 0)."""
+
+    def __init__(self, files: Iterable[TrackFile], on_change: Callable[[str, int], None], *,
+                 period: float = 0.2) -> None:
+        self.files = {f.name: f for f in files if f.file}
+        self.values: dict[str, int] = {}
+        self._stamp: dict[str, tuple[int, int] | None] = {}
+        self._on_change = on_change
+        self._period = period
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Read (and initialise) the files not read yet, and start polling."""
+        for name, tfile in self.files.items():
+            if name not in self.values:
+                self._init_file(tfile)
+                self.values[name] = self._read(name)
+        if self._task is None:
+            self._task = asyncio.create_task(self._poll(), name="vrrp track files")
+
+    def update(self, files: Iterable[TrackFile]) -> None:
+        """Take a new set of track files (reload); unchanged ones keep their last value."""
+        new = {f.name: f for f in files if f.file}
+        for name in list(self.files):
+            if new.get(name) != self.files[name]:
+                del self.files[name]
+                self.values.pop(name, None)
+                self._stamp.pop(name, None)
+        for name, tfile in new.items():
+            if name not in self.files:
+                self.files[name] = tfile
+                self._init_file(tfile)
+                self.values[name] = self._read(name)
+
+    def _init_file(self, tfile: TrackFile) -> None:
+        if tfile.init_file is None or not tfile.file:
+            return
+        path = Path(tfile.file)
+        args = list(tfile.init_file)
+        overwrite = "overwrite" in args
+        values = [a for a in args if a != "overwrite"]
+        if path.exists() and not overwrite:
+            return
+        try:
+            path.write_text(f"{values[0] if values else 0}\n")
+        except OSError as exc:
+            log.warning("track_file %s: cannot initialise %s: %s", tfile.name, path, exc)
+
+    def _read(self, name: str) -> int:
+        path = self.files[name].file
+        assert path is not None
+        try:
+            st = os.stat(path)
+            self._stamp[name] = (st.st_mtime_ns, st.st_size)
+            with open(path, "rb") as fh:
+                return parse_track_file(fh.read(127).decode(errors="replace"))
+        except OSError:
+            self._stamp[name] = None
+            return 0
+
+    def _changed_on_disk(self, name: str) -> bool:
+        path = self.files[name].file
+        assert path is not None
+        try:
+            st = os.stat(path)
+            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        return stamp != self._stamp.get(name)
+
+    def poll_once(self) -> None:
+        for name in self.files:
+            if not self._changed_on_disk(name):
+                continue
+            value = self._read(name)
+            if value != self.values.get(name):
+                self.values[name] = value
+                log.info("Track file %s now has value %d", name, value)
+                self._on_change(name, value)
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self._period)
+            self.poll_once()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
