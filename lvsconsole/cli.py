@@ -62,6 +62,33 @@ def _demo(args: argparse.Namespace) -> int:
     return status
 
 
+def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from lvsconsole.engine.daemon import serve
+
+    if not args.headless:
+        print("lvsconsole run: the TUI is not built yet; running headless", file=sys.stderr)
+    return asyncio.run(serve(args.file, dry_run=args.dry_run, socket_path=args.socket or None,
+                             config_id=args.config_id))
+
+
+def _ctl(args: argparse.Namespace) -> int:
+    from lvsconsole.engine.control import ControlSocketError, run_command
+
+    command = " ".join(args.words)
+    try:
+        result = run_command(command, args.socket, who="ctl")
+    except (OSError, ControlSocketError) as exc:
+        print(f"lvsconsole ctl: cannot reach the engine at {args.socket}: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result.as_json(), indent=1, default=str))
+    elif result.message:
+        print(result.message, file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lvsconsole", description="LVS director console (keepalived-compatible)")
     parser.add_argument("--version", action="version", version=_version())
@@ -74,10 +101,36 @@ def build_parser() -> argparse.ArgumentParser:
     p_validate.add_argument("-i", "--config-id", help="config id for @ID lines (default: the host name's first label)")
     p_validate.set_defaults(func=_validate)
 
+    from lvsconsole.engine.control import DEFAULT_SOCKET
+
+    p_run = sub.add_parser("run", help="run the director engine (VRRP, checks, IPVS)")
+    p_run.add_argument("-f", "--file", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
+    p_run.add_argument("--headless", action="store_true", help="no TUI: log on stderr (systemd)")
+    p_run.add_argument("--dry-run", action="store_true", help="memory IPVS backend, no address changes")
+    p_run.add_argument("--socket", default=DEFAULT_SOCKET,
+                       help=f"control socket (default {DEFAULT_SOCKET}; '' for none)")
+    p_run.add_argument("-i", "--config-id", help="config id for @ID lines")
+    p_run.set_defaults(func=_run)
+
+    p_ctl = sub.add_parser("ctl", help="send one command to a running engine")
+    p_ctl.add_argument("--json", action="store_true", help="print the structured result as JSON")
+    p_ctl.add_argument("--socket", default=DEFAULT_SOCKET, help=f"control socket (default {DEFAULT_SOCKET})")
+    p_ctl.add_argument("words", nargs=argparse.REMAINDER, help="the command, e.g. 'show vs' or 'drain 10.0.0.2:80'")
+    p_ctl.set_defaults(func=_ctl)
+
     p_demo = sub.add_parser("demo", help="the embedded demo")
     p_demo.add_argument("--check", action="store_true", help="run non-interactively and exit")
     p_demo.set_defaults(func=_demo)
+
+    _add_ipvs(sub)
     return parser
+
+
+def _add_ipvs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """`lvsconsole ipvs list ...` (lvsconsole/ipvs/cli.py: argparse only; the kernel backend loads on use)."""
+    from lvsconsole.ipvs.cli import add_parser
+
+    add_parser(sub)
 
 
 def _version() -> str:

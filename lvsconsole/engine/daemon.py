@@ -1,0 +1,141 @@
+"""The engine as a process: `lvsconsole run -f FILE [--headless] [--dry-run]` (and the TUI's embedded engine).
+
+It loads the config into a ConfigStore, builds the Director over the kernel IPVS backend (or the memory
+backend with --dry-run), serves the control socket, logs every event on stderr in keepalived's wording,
+reloads on SIGHUP through the same path as `commit`, and stops cleanly on SIGTERM/SIGINT (priority-0
+adverts, VIPs released, IPVS as lvs_flush_on_stop says).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TextIO
+
+from lvsconsole.config.lexer import ConfigReadError
+from lvsconsole.engine.bus import EventBus, Subscription
+from lvsconsole.engine.control import DEFAULT_SOCKET, ControlServer, ControlSocketError
+from lvsconsole.engine.director import Director
+from lvsconsole.engine.events import Event, RealServerStateChanged
+from lvsconsole.engine.executor import CommandExecutor
+from lvsconsole.engine.store import ConfigRefused, ConfigStore
+from lvsconsole.ipvs.backend import Backend
+
+log = logging.getLogger("lvsconsole")
+
+
+@dataclass
+class Engine:
+    """A running engine: what a face (the TUI, the shell) embeds."""
+
+    store: ConfigStore
+    bus: EventBus
+    director: Director
+    executor: CommandExecutor
+    server: ControlServer | None
+
+
+def open_backend(dry_run: bool) -> Backend:
+    if dry_run:
+        from lvsconsole.ipvs.memory import MemoryBackend
+
+        return MemoryBackend()
+    from lvsconsole.ipvs.kernel import KernelBackend
+
+    return KernelBackend()
+
+
+@contextlib.asynccontextmanager
+async def running_engine(path: str, *, dry_run: bool = False, socket_path: str | None = DEFAULT_SOCKET,
+                         config_id: str | None = None) -> AsyncIterator[Engine]:
+    """Start the engine for ``path``; stop it (cleanly) when the block exits.
+
+    Raises ConfigReadError / ConfigRefused for a config that cannot run, OSError for a missing IPVS or a
+    socket already served by another engine.
+    """
+    store = ConfigStore.from_file(path, config_id=config_id)
+    bus = EventBus()
+    backend = open_backend(dry_run)
+    director = Director(store.running.config, backend=backend, bus=bus, dry_run=dry_run)
+    executor = CommandExecutor(director, store, bus)
+    server = None
+    await director.start()
+    try:
+        if socket_path:
+            server = ControlServer(socket_path, executor.run, bus)
+            await server.start()
+        yield Engine(store, bus, director, executor, server)
+    finally:
+        if server is not None:
+            await server.close()
+        await director.stop()
+        with contextlib.suppress(Exception):
+            await backend.close()
+
+
+async def print_events(subscription: Subscription, out: TextIO) -> None:
+    async for event in subscription:
+        if _printed(event):
+            print(format_event(event), file=out, flush=True)
+
+
+def _printed(event: Event) -> bool:
+    # A real server's state change is already logged in keepalived's words by the checker.
+    return not isinstance(event, RealServerStateChanged)
+
+
+def format_event(event: Event) -> str:
+    import time
+
+    stamp = time.strftime("%a %b %d %H:%M:%S %Y", time.localtime(event.time))
+    return f"{stamp}: {event.text()}"
+
+
+async def serve(path: str, *, dry_run: bool, socket_path: str | None, config_id: str | None,
+                out: TextIO = sys.stderr) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    pending: set[asyncio.Task[None]] = set()
+    try:
+        async with running_engine(path, dry_run=dry_run, socket_path=socket_path, config_id=config_id) as engine:
+            subscription = engine.bus.subscribe(replay=1000)
+            printer = asyncio.create_task(print_events(subscription, out))
+
+            def reload() -> None:
+                async def go() -> None:
+                    await engine.executor.run("reload", who="SIGHUP")  # its outcome is audited on the bus
+
+                task = loop.create_task(go())
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+
+            loop.add_signal_handler(signal.SIGHUP, reload)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            printer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await printer
+        # what the shutdown itself logged (priority-0 adverts, VIPs removed, IPVS cleared)
+        for event in subscription.drain():
+            if _printed(event):
+                print(format_event(event), file=out, flush=True)
+    except ConfigReadError as exc:
+        print(f"{path}: cannot read: {exc.strerror or exc}", file=out)
+        return 2
+    except ConfigRefused as exc:
+        for diag in exc.diagnostics:
+            print(diag, file=out)
+        print(f"{path}: {exc.reason}; not started", file=out)
+        return 1
+    except (ControlSocketError, OSError) as exc:
+        print(f"lvsconsole: {exc}", file=out)
+        return 1
+    return 0
