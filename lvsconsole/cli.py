@@ -38,18 +38,23 @@ def _validate(args: argparse.Namespace) -> int:
     else:
         out = sys.stdout
         for diag in diagnostics:
-            print(diag, file=out)
+            print(_printable(str(diag)), file=out)
         config = result.config
         rs_count = sum(len(vs.real_servers) for vs in config.virtual_servers)
         verdict = "invalid" if errors else "valid"
         print(
-            f"{args.file}: {verdict}: {errors} error{'s' * (errors != 1)}, "
+            f"{_printable(args.file)}: {verdict}: {errors} error{'s' * (errors != 1)}, "
             f"{warnings} warning{'s' * (warnings != 1)} "
             f"({len(config.instances)} vrrp_instance, {len(config.virtual_servers)} virtual_server, "
             f"{rs_count} real_server, {len(result.files)} file{'s' * (len(result.files) != 1)})",
             file=out,
         )
     return 1 if errors else 0
+
+
+def _printable(text: str) -> str:
+    """Bytes of a file that are not UTF-8 come back as surrogates; show them escaped, never crash."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _demo(args: argparse.Namespace) -> int:
