@@ -35,6 +35,7 @@ from lvsconsole.engine.director_api import (
     VrrpInstanceView,
 )
 from lvsconsole.engine.events import EngineWarning, LogLine, RealServerStateChanged, TableChanged, VrrpTransition
+from lvsconsole.engine.notify import Notifier
 from lvsconsole.ipvs.backend import Backend, Stats
 from lvsconsole.ipvs.from_config import real_server_dest, sorry_server_dest, virtual_services
 from lvsconsole.ipvs.sync import IpvsSync, SyncDaemonParams, SyncEvent, SyncRole
@@ -46,6 +47,8 @@ from lvsconsole.vrrp.service import VrrpService
 log = logging.getLogger("lvsconsole.engine")
 
 STATS_INTERVAL = 1.0
+NOTIFY_CLOSE_GRACE = 5.0
+"""How long stop() waits for notify scripts (STOP ones included) and SMTP alerts still running."""
 _LEVELS = {"debug": "debug", "info": "info", "notice": "notice", "warning": "warning", "error": "error"}
 
 
@@ -97,6 +100,7 @@ class Director:
         self._tasks: list[asyncio.Task[None]] = []
         self._apply_lock = asyncio.Lock()
         self._unlisten: list[object] = []
+        self.notifier = Notifier(config, bus)
 
     # ------------------------------------------------------------------------------ life cycle
 
@@ -126,10 +130,12 @@ class Director:
         self._tasks = []
         if self.vrrp is not None:
             await self.vrrp.stop()
+            self.notifier.notify_stop()  # keepalived's notify_shutdown: STOP for every instance and group
         if self.checks is not None:
             await self.checks.stop(shutdown=True)
         if self.ipvs is not None:
             await self.ipvs.stop()
+        await self.notifier.close(NOTIFY_CLOSE_GRACE)
         self.bus.publish(LogLine(message="Director stopped", source="engine"))
 
     # ------------------------------------------------------------------------------ the IPVS table
@@ -226,6 +232,7 @@ class Director:
             self._follow_sync_daemon(event.instance, event.new)
         else:
             self.bus.publish(LogLine(message=event.message, source="vrrp"))
+        self.notifier.on_vrrp_event(event)  # notify scripts and SMTP alerts, never blocking
 
     def _follow_sync_daemon(self, instance: str, state: State) -> None:
         daemon = self.config.global_defs.lvs_sync_daemon
@@ -351,6 +358,7 @@ class Director:
     async def apply_config(self, config: m.Config, plan: ReloadPlan) -> Sequence[str]:
         old = self.config
         self.config = config
+        self.notifier.config = config
         try:
             if self.vrrp is not None:
                 await self.vrrp.reload(config)
@@ -369,6 +377,7 @@ class Director:
             return await self._sync_table("reload")
         except Exception as exc:
             self.config = old
+            self.notifier.config = old
             raise DirectorError(f"could not apply the new configuration: {exc}") from exc
 
     async def set_priority(self, instance: str, priority: int | None) -> str:
