@@ -8,12 +8,14 @@ port within their virtual server, checkers by type and position among checkers o
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from lvsconsole.config import model as m
 from lvsconsole.config.diagnostics import Location
+from lvsconsole.config.render import number
 
 ChangeKind = Literal["added", "removed", "changed"]
 
@@ -82,9 +84,11 @@ def show(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
-        return f"{value:g}"
+        return number(value)  # 0.000001 and 31536000, not 1e-06 and 3.1536e+07
+    if isinstance(value, bytes):
+        return value.hex().upper() or '""'  # a UDP_CHECK payload, as it is written
     if isinstance(value, m.Script):
-        return " ".join(value.argv) + (f" (as {value.user})" if value.user else "")
+        return shlex.join(value.argv) + (f" (as {value.user})" if value.user else "")
     if isinstance(value, m.LvsMethod):
         return " ".join(str(p) for p in (value.kind, value.tunnel_type, value.tunnel_port, value.tunnel_csum) if p)
     if isinstance(value, m.Endpoint):

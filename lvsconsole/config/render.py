@@ -503,10 +503,16 @@ def _first(*candidates: object) -> object:
     return None
 
 
-def inherited_timing(kind: str, rs: m.RealServer, vs: m.VirtualServer) -> dict[str, object]:
-    """What a checker gets when it does not say: the builder's inheritance rule, mirrored."""
+def inherited_timing(
+    kind: str, rs: m.RealServer, vs: m.VirtualServer, own_delay_loop: float | None = None
+) -> dict[str, object]:
+    """What a checker gets when it does not say: the builder's inheritance rule, mirrored.
+
+    A DNS_CHECK's default delay_before_retry is its own delay_loop (always rendered when it differs
+    from the inherited one), not the inherited delay_loop.
+    """
     delay_loop = _first(rs.delay_loop, vs.delay_loop)
-    default_dbr = {"HTTP_GET": 3.0, "SSL_GET": 3.0, "DNS_CHECK": delay_loop}.get(kind, 1.0)
+    default_dbr = {"HTTP_GET": 3.0, "SSL_GET": 3.0, "DNS_CHECK": _first(own_delay_loop, delay_loop)}.get(kind, 1.0)
     return {
         "delay_loop": delay_loop,
         "retry": _first(rs.retry, vs.retry, {"MISC_CHECK": 0, "DNS_CHECK": 3}.get(kind, 1)),
@@ -530,7 +536,7 @@ def render_checker(w: Writer, c: m.Checker, rs: m.RealServer, vs: m.VirtualServe
     if c.bind_if is not None:
         w.line("bind_if", quote(c.bind_if))
     if c.kind not in ("FILE_CHECK", "BFD_CHECK"):
-        inherit = inherited_timing(c.kind, rs, vs)
+        inherit = inherited_timing(c.kind, rs, vs, c.delay_loop)
         keys = ["delay_loop", "retry", "delay_before_retry", "warmup"]
         if c.kind != "MISC_CHECK":
             keys.append("connect_timeout")

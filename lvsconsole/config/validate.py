@@ -308,6 +308,9 @@ class Validator:
             seen.add(path)
             try:
                 st = os.stat(path)
+            except ValueError:  # an embedded NUL or a lone surrogate: no file can have this name
+                self.err(f"{owner}: script path {path!r} contains a character no file name can hold", loc)
+                continue
             except OSError:
                 message = f"{owner}: script {path} does not exist"
                 if secure:
