@@ -37,8 +37,8 @@ from typing import Any
 from lvsconsole.engine.bus import EventBus, Subscription
 from lvsconsole.engine.commands import Result
 from lvsconsole.engine.events import EVENT_TYPES, Event, event_from_json, event_to_json
+from lvsconsole.paths import DEFAULT_SOCKET as DEFAULT_SOCKET
 
-DEFAULT_SOCKET = "/run/lvsconsole/lvsconsole.sock"
 SOCKET_MODE = 0o660
 DIR_MODE = 0o755
 REQUEST_LIMIT = 1 << 20

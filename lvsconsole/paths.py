@@ -1,0 +1,4 @@
+"""Well-known paths, in a module with no imports so that argparse set-up stays cheap."""
+
+DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
+DEFAULT_SOCKET = "/run/lvsconsole/lvsconsole.sock"

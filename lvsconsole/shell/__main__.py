@@ -1,0 +1,7 @@
+"""``python -m lvsconsole.shell`` = ``lvsconsole shell``."""
+
+import sys
+
+from lvsconsole.shell.cli import main
+
+sys.exit(main())
