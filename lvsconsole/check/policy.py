@@ -88,7 +88,7 @@ VS_TOKEN = "{vs}"
 
 _GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
-LogLevel: TypeAlias = Literal["debug", "info", "warning"]
+LogLevel: TypeAlias = Literal["debug", "info", "notice", "warning"]
 
 
 def real_weight(weight: int) -> int:
@@ -883,7 +883,9 @@ class CheckPolicy:
         else:
             verb = "Disabling" if rs.inhibit else "Removing"
         prep = "of" if rs.inhibit else ("to" if alive else "from")
-        acts.append(LogEvent(f"{verb} service {rs.key} {prep} VS {vs.key}", "info", vs.key, rs.key))
+        # keepalived logs both at LOG_INFO; a server leaving the pool is what an operator must notice
+        acts.append(LogEvent(f"{verb} service {rs.key} {prep} VS {vs.key}", "notice" if alive else "warning",
+                             vs.key, rs.key))
         if self._rs_changes_reach_ipvs(vs):
             acts.append(self._ipvs_add(vs, rs) if alive else self._ipvs_del(vs, rs))
         rs.alive = alive

@@ -21,7 +21,7 @@ from lvsconsole.config.lexer import ConfigReadError
 from lvsconsole.engine.bus import EventBus, Subscription
 from lvsconsole.engine.control import DEFAULT_SOCKET, ControlServer, ControlSocketError
 from lvsconsole.engine.director import Director
-from lvsconsole.engine.events import Event, RealServerStateChanged
+from lvsconsole.engine.events import Event
 from lvsconsole.engine.executor import CommandExecutor
 from lvsconsole.engine.store import ConfigRefused, ConfigStore
 from lvsconsole.ipvs.backend import Backend
@@ -85,8 +85,7 @@ async def print_events(subscription: Subscription, out: TextIO) -> None:
 
 
 def _printed(event: Event) -> bool:
-    # A real server's state change is already logged in keepalived's words by the checker.
-    return not isinstance(event, RealServerStateChanged)
+    return event.LOGGED
 
 
 def format_event(event: Event) -> str:

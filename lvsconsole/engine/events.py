@@ -36,6 +36,8 @@ class Event:
     time: float = field(default_factory=_now)
 
     KIND: ClassVar[str] = "Event"
+    LOGGED: ClassVar[bool] = True
+    """False when the same fact already reaches the log in keepalived's words as another event."""
 
     @property
     def severity(self) -> Severity:
@@ -136,6 +138,7 @@ class RealServerStateChanged(Event):
     weight: int | None = None
 
     KIND: ClassVar[str] = "RealServerStateChanged"
+    LOGGED: ClassVar[bool] = False  # the checker logs it ("Removing service ...", "Disabling service ...")
 
     @property
     def severity(self) -> Severity:

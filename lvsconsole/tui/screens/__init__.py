@@ -1,0 +1,1 @@
+"""Modal screens: confirm/ask, quit, diff (commit and reload), editor, help, output."""

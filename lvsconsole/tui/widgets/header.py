@@ -1,0 +1,54 @@
+"""The header: router_id, host, engine uptime, config file and revision, whether the candidate differs, mode."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Static
+
+from lvsconsole.tui.format import duration
+from lvsconsole.tui.link import EngineInfo
+from lvsconsole.tui.themes import DEFAULT_PALETTE, Palette
+
+
+def header_text(info: EngineInfo, palette: Palette, *, paused: bool = False) -> Text:
+    p = palette
+    sep = (" │ ", p.style("foreground-muted"))
+    parts: list[Any] = [
+        (" lvsconsole ", p.badge("primary")), " ",
+        (info.router_id, p.style("accent", bold=True)), ("@", p.style("foreground-muted")), info.host, sep,
+        ("up ", p.style("foreground-muted")), "-" if info.uptime is None else duration(info.uptime), sep,
+        info.config_file or "(no file)",
+    ]
+    if info.revision is not None:
+        parts += [(f" rev {info.revision}", p.style("foreground-muted"))]
+    parts.append(sep)
+    if info.candidate_dirty:
+        parts.append(("● candidate differs", p.style("warning", bold=True)))
+    else:
+        parts.append(("candidate = running", p.style("foreground-muted")))
+    parts += [sep, (info.mode, p.style("foreground-muted"))]
+    if not info.connected:
+        parts += [sep, (f"DISCONNECTED: {info.error}", p.badge("error"))]
+    if paused:
+        parts += [sep, ("LOG PAUSED", p.badge("warning"))]
+    return Text.assemble(*parts, no_wrap=True, overflow="ellipsis")
+
+
+class EngineHeader(Static):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("", **kwargs)
+        self.palette = DEFAULT_PALETTE
+        self.info: EngineInfo | None = None
+        self.paused = False
+
+    def show(self, info: EngineInfo, *, paused: bool = False) -> None:
+        self.info = info
+        self.paused = paused
+        self.update(header_text(info, self.palette, paused=paused))
+
+    def repaint(self, palette: Palette) -> None:
+        self.palette = palette
+        if self.info is not None:
+            self.show(self.info, paused=self.paused)
