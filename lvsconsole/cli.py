@@ -9,10 +9,8 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
-EXAMPLES = Path(__file__).resolve().parent / "examples"
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -57,23 +55,16 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _demo(args: argparse.Namespace) -> int:
-    # The namespace lab is not built yet: until it is, the demo validates the bundled example configs.
-    print("lvsconsole demo: validating the bundled example configs (the namespace lab comes with the demo issue)")
-    status = 0
-    for conf in sorted(EXAMPLES.glob("*.conf")):
-        ns = argparse.Namespace(file=str(conf), strict=False, json=False, config_id=None)
-        status = max(status, _validate(ns))
-    return status
-
-
 def _run(args: argparse.Namespace) -> int:
     import asyncio
 
     from lvsconsole.engine.daemon import serve
 
     if not args.headless:
-        print("lvsconsole run: the TUI is not built yet; running headless", file=sys.stderr)
+        from lvsconsole.tui.cli import run_embedded
+
+        return run_embedded(argparse.Namespace(tui_file=args.file, tui_dry_run=args.dry_run, tui_socket=args.socket,
+                                               tui_keymap=None, tui_config_id=args.config_id))
     return asyncio.run(serve(args.file, dry_run=args.dry_run, socket_path=args.socket or None,
                              config_id=args.config_id))
 
@@ -106,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_validate.add_argument("-i", "--config-id", help="config id for @ID lines (default: the host name's first label)")
     p_validate.set_defaults(func=_validate)
 
-    from lvsconsole.engine.control import DEFAULT_SOCKET
+    from lvsconsole.paths import DEFAULT_SOCKET
 
     p_run = sub.add_parser("run", help="run the director engine (VRRP, checks, IPVS)")
     p_run.add_argument("-f", "--file", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
@@ -123,19 +114,26 @@ def build_parser() -> argparse.ArgumentParser:
     p_ctl.add_argument("words", nargs=argparse.REMAINDER, help="the command, e.g. 'show vs' or 'drain 10.0.0.2:80'")
     p_ctl.set_defaults(func=_ctl)
 
-    p_demo = sub.add_parser("demo", help="the embedded demo")
-    p_demo.add_argument("--check", action="store_true", help="run non-interactively and exit")
-    p_demo.set_defaults(func=_demo)
-
-    _add_ipvs(sub)
+    _add_faces(parser, sub)
     return parser
 
 
-def _add_ipvs(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """`lvsconsole ipvs list ...` (lvsconsole/ipvs/cli.py: argparse only; the kernel backend loads on use)."""
-    from lvsconsole.ipvs.cli import add_parser
+def _add_faces(parser: argparse.ArgumentParser, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The other subcommands live beside their code (argparse only there; Textual, prompt-toolkit and
+    pyroute2 load when a subcommand runs), so `validate` stays fast."""
+    from lvsconsole.ipvs.cli import add_parser as add_ipvs
+    from lvsconsole.lab.cli import add_parser as add_demo
+    from lvsconsole.realserver import add_parser as add_realserver
+    from lvsconsole.shell.cli import add_parser as add_shell
+    from lvsconsole.tui.cli import add_parser as add_attach
+    from lvsconsole.tui.cli import add_root_arguments
 
-    add_parser(sub)
+    add_root_arguments(parser)
+    add_attach(sub)
+    add_shell(sub)
+    add_realserver(sub)
+    add_demo(sub)
+    add_ipvs(sub)
 
 
 def _version() -> str:
@@ -148,8 +146,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        from lvsconsole.tui.cli import run_embedded
+
+        return run_embedded(args)
     status: int = args.func(args)
     return status
 
