@@ -41,6 +41,7 @@ def _kernel_missing() -> str | None:
 _TIER_CHECKS = {"netns": _netns_missing, "tui": _tui_missing, "kernel": _kernel_missing}
 
 
+@pytest.hookimpl(trylast=True)  # after `-m` deselection: only the tiers that will run must be runnable
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     strict = os.environ.get("CI", "").lower() == "true"
     for tier, check in _TIER_CHECKS.items():
