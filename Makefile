@@ -12,6 +12,9 @@ STAMP := $(VENV)/.installed
 DEB_PACKAGES := keepalived ipvsadm iproute2 tmux gcc libc6-dev libnl-genl-3-dev \
 	qemu-system-x86 linux-image-amd64 busybox-static kmod
 
+# The kernel tier: tests/kernel, plus host-tier tests that also need modules this host lacks (marked kernel).
+KERNEL_TESTS := tests/kernel tests/netns/test_realserver.py
+
 .PHONY: demo test venv deps-system lint unit kernel bench clean
 
 $(STAMP): pyproject.toml
@@ -43,12 +46,12 @@ unit: venv
 # that cannot boot (guest.sh exit 3: prerequisites missing) is reported and skipped; under CI it fails.
 test: deps-system venv lint
 	$(PY) -m pytest -q -m "not kernel"
-	@status=0; bash tests/kernel/guest.sh $(PY) -m pytest -q -m kernel tests/kernel -p no:cacheprovider || status=$$?; \
+	@status=0; bash tests/kernel/guest.sh $(PY) -m pytest -q -m kernel $(KERNEL_TESTS) -p no:cacheprovider || status=$$?; \
 	if [ $$status = 3 ] && [ "$$CI" != "true" ]; then echo "kernel tier SKIPPED: guest prerequisites missing (see above)"; \
 	elif [ $$status != 0 ]; then echo "kernel tier FAILED (exit $$status)"; exit $$status; fi
 
 kernel: venv
-	bash tests/kernel/guest.sh $(PY) -m pytest -q -m kernel tests/kernel -p no:cacheprovider
+	bash tests/kernel/guest.sh $(PY) -m pytest -q -m kernel $(KERNEL_TESTS) -p no:cacheprovider
 
 demo: venv
 	$(VENV)/bin/lvsconsole demo
