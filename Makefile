@@ -5,11 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 # Debian packages the test tiers use: keepalived (real VRRP peer, sample configs, bench anchor),
-# ipvsadm (listing reference), iproute2 (namespaces), tmux (TUI end-to-end), gcc + libnl-genl-3-dev
+# ipvsadm (listing reference), iproute2 (namespaces), tmux (TUI end-to-end), tcpdump + tshark (the wire
+# decode of our adverts), gcc + libnl-genl-3-dev
 # (the netlink stand-in that lets the real ipvsadm list our tables in tests/unit/test_ipvs_listing.py).
 # The kernel tier boots Debian's kernel (which has ip_vs) in QEMU: qemu-system-x86, linux-image-amd64,
 # busybox-static, kmod (see tests/kernel/guest.sh).
-DEB_PACKAGES := keepalived ipvsadm iproute2 tmux gcc libc6-dev libnl-genl-3-dev \
+DEB_PACKAGES := keepalived ipvsadm iproute2 tmux tcpdump tshark gcc libc6-dev libnl-genl-3-dev \
 	qemu-system-x86 linux-image-amd64 busybox-static kmod
 
 # The kernel tier: tests/kernel, plus host-tier tests that also need modules this host lacks (marked kernel).

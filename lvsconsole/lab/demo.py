@@ -298,8 +298,11 @@ class DemoLab:
         for rs in REAL_SERVERS:
             ns = self.nodes[rs.name]
             state = str(self.workdir / "realserver.json")
-            ns.run([py, "-m", "lvsconsole.realserver", "start", "--vip", VIP, "--mode", "dr", "--state", state])
-            check = ns.run([py, "-m", "lvsconsole.realserver", "status", "--vip", VIP, "--state", state], check=False)
+            slow = 30 * _timeout_scale()
+            ns.run([py, "-m", "lvsconsole.realserver", "start", "--vip", VIP, "--mode", "dr", "--state", state],
+                   timeout=slow)
+            check = ns.run([py, "-m", "lvsconsole.realserver", "status", "--vip", VIP, "--state", state], check=False,
+                           timeout=slow)
             if check.returncode != 0:
                 raise DemoError(f"{rs.name}: the real-server set-up is incomplete:\n{check.stdout}{check.stderr}")
             self._service(rs.name, [py, "-m", "lvsconsole.lab.services", "httpd", "--name", rs.name,
@@ -571,6 +574,22 @@ class Checker:
         since = time.time()
         self.step(f"the client gets answers through {d2}", self.answered(since), 20,
                   detail=lambda: f"last: {[_client_line(r) for r in lab.client_records()[-3:]]}")
+        self.act(f"lab start {d1}")
+        self.step(f"{d1} returns and preempts (priority 100 > 70): MASTER with the VIP, {d2} BACKUP",
+                  lambda: lab.vrrp_state(d1) == "MASTER" and lab.holds_vip(d1) and lab.vrrp_state(d2) == "BACKUP"
+                  and not lab.holds_vip(d2), 30, detail=roles)
+        mark = lab.log_size(d2)
+        self.act(f"lab kill {d1}")
+        self.step(f"{d1} killed without a word (SIGKILL): {d2} takes over after Master_Down_Interval",
+                  lambda: lab.holds_vip(d2) and lab.vrrp_state(d2) == "MASTER", 20, detail=roles)
+        self.step(f"{d2} sends gratuitous ARP for {VIP}",
+                  self.log_has(d2, f"Sending gratuitous ARP on eth0 for {VIP}", mark), 10)
+        since = time.time()
+        self.step(f"the client gets answers through {d2} again", self.answered(since), 20,
+                  detail=lambda: f"last: {[_client_line(r) for r in lab.client_records()[-3:]]}")
+        self.act(f"lab start {d1}")
+        self.step(f"{d1} is back and MASTER again", lambda: lab.vrrp_state(d1) == "MASTER" and lab.holds_vip(d1),
+                  30, detail=roles)
 
 
 def _timeout_scale() -> float:
