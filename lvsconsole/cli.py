@@ -64,9 +64,10 @@ def _run(args: argparse.Namespace) -> int:
         from lvsconsole.tui.cli import run_embedded
 
         return run_embedded(argparse.Namespace(tui_file=args.file, tui_dry_run=args.dry_run, tui_socket=args.socket,
-                                               tui_keymap=None, tui_config_id=args.config_id))
+                                               tui_keymap=None, tui_config_id=args.config_id,
+                                               tui_metrics=args.metrics))
     return asyncio.run(serve(args.file, dry_run=args.dry_run, socket_path=args.socket or None,
-                             config_id=args.config_id))
+                             config_id=args.config_id, metrics=args.metrics))
 
 
 def _ctl(args: argparse.Namespace) -> int:
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_validate.add_argument("-i", "--config-id", help="config id for @ID lines (default: the host name's first label)")
     p_validate.set_defaults(func=_validate)
 
+    from lvsconsole.engine.listen import add_metrics_argument
     from lvsconsole.paths import DEFAULT_SOCKET
 
     p_run = sub.add_parser("run", help="run the director engine (VRRP, checks, IPVS)")
@@ -106,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--socket", default=DEFAULT_SOCKET,
                        help=f"control socket (default {DEFAULT_SOCKET}; '' for none)")
     p_run.add_argument("-i", "--config-id", help="config id for @ID lines")
+    add_metrics_argument(p_run)
     p_run.set_defaults(func=_run)
 
     p_ctl = sub.add_parser("ctl", help="send one command to a running engine")

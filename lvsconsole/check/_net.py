@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import ipaddress
 import os
 import socket
@@ -38,6 +39,7 @@ def os_reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+@functools.lru_cache(maxsize=65536)  # every checker asks at build time: 37k parses per reload at scale
 def family_of(host: str) -> int | None:
     """AF_INET / AF_INET6 for an IP literal (an IPv6 zone ``%eth0`` is allowed), None for a name."""
     try:

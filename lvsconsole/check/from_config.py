@@ -23,21 +23,31 @@ keepalived rules applied here rather than in the checkers:
 * Log names follow keepalived's messages: HTTP_GET and SSL_GET log as ``HTTP_CHECK``, PING_CHECK as
   ``ICMP CHECK``.
 * A virtual server without real servers is ignored, as keepalived does.
+
+Shared checks (not in keepalived, which probes a real server once per virtual server it serves): when
+two checkers would send exactly the same probe (same checker class and every field of the built
+checker equal: target address and port, bindings, URLs with their inherited virtualhost, script, …)
+under exactly the same :class:`CheckParams` (kind, delay_loop, retry, delay_before_retry, warmup,
+timeouts, alpha, rise/fall, …), they get one checker object, which the runner then runs once for all
+of them. Checkers that differ in anything, timing included, are not merged. FILE_CHECK is never merged
+(its reader keeps per-file state and costs a stat()).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shlex
 import ssl
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from lvsconsole.check import _net
 from lvsconsole.check.dns import DnsChecker
 from lvsconsole.check.file import POLL_INTERVAL, FileChecker
 from lvsconsole.check.http import HttpChecker, HttpUrlSpec, make_ssl_context
-from lvsconsole.check.misc import MiscChecker, RunAs
+from lvsconsole.check.misc import MiscChecker, RunAs, ScriptVetting
 from lvsconsole.check.ping import PingChecker
 from lvsconsole.check.policy import CheckerRef, CheckParams, RealServerParams, RsRef, VirtualServerParams
 from lvsconsole.check.runner import Checker
@@ -45,6 +55,8 @@ from lvsconsole.check.smtp import DEFAULT_HELO, SmtpChecker
 from lvsconsole.check.tcp import TcpChecker
 from lvsconsole.check.udp import UdpChecker, parse_reply_pattern
 from lvsconsole.config import model as m
+from lvsconsole.scripts.report import ScriptReporter
+from lvsconsole.scripts.vet import configured_user
 
 __all__ = ["LOG_KINDS", "CheckSetup", "build_checks", "from_config", "script_text"]
 
@@ -92,8 +104,10 @@ def from_config(config: m.Config) -> tuple[list[VirtualServerParams], dict[Check
     return setup.virtual_servers, setup.checkers
 
 
-def build_checks(config: m.Config, *, ssl_context: ssl.SSLContext | None = None) -> CheckSetup:
-    return _Builder(config, ssl_context).build()
+def build_checks(config: m.Config, *, ssl_context: ssl.SSLContext | None = None,
+                 report_scripts: ScriptReporter | None = None) -> CheckSetup:
+    """``report_scripts`` receives every MISC_CHECK run (exit, duration, output, or why it was refused)."""
+    return _Builder(config, ssl_context, report_scripts).build()
 
 
 @dataclass(slots=True)
@@ -104,10 +118,29 @@ class _Built:
     target: str
 
 
+def probe_identity(checker: Checker, params: CheckParams) -> Hashable | None:
+    """What makes two checks the same check (see the module docstring), or None if ``checker`` is not
+    to be shared (FILE_CHECK, or a checker whose fields cannot be compared by hashing)."""
+    probe: Any = checker  # a dataclass in practice; the Checker protocol does not say so
+    if isinstance(checker, FileChecker) or not dataclasses.is_dataclass(probe):
+        return None
+    values = tuple(getattr(probe, f.name) for f in dataclasses.fields(probe) if f.compare)
+    identity = (type(checker), values, params)
+    try:
+        hash(identity)
+    except TypeError:
+        return None
+    return identity
+
+
 class _Builder:
-    def __init__(self, config: m.Config, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(self, config: m.Config, ssl_context: ssl.SSLContext | None,
+                 report_scripts: ScriptReporter | None = None) -> None:
         self.config = config
+        self._report_scripts = report_scripts
         self.setup = CheckSetup()
+        self._probes: dict[Hashable, Checker] = {}
+        """One checker object per distinct probe: identical checks of one real server share it."""
         self._ssl_context = ssl_context
         self._ssl_built = ssl_context is not None
         self._track_files = {tf.name: tf for tf in config.track_files}
@@ -170,6 +203,9 @@ class _Builder:
                 built.extend(self.checker(checker, vs, rs, port, ref))
             for index, b in enumerate(built):
                 cref = CheckerRef(ref, index)
+                identity = probe_identity(b.checker, b.params)
+                if identity is not None:
+                    b.checker = self._probes.setdefault(identity, b.checker)
                 self.setup.checkers[cref] = b.checker
                 self.setup.kinds[cref] = b.kind
                 self.setup.targets[cref] = b.target
@@ -220,6 +256,8 @@ class _Builder:
             "connect_timeout": c.connect_timeout,
             "alpha": c.alpha,
             "log_all_failures": c.log_all_failures or self._log_all,
+            "rise": c.rise,
+            "fall": c.fall,
         }
         fields.update(extra)
         return CheckParams(**fields)  # type: ignore[arg-type]
@@ -249,7 +287,7 @@ class _Builder:
         if isinstance(c, m.FileCheck):
             return self.file_check(c, where)
         if isinstance(c, m.MiscCheck):
-            return self.misc_check(c, where)
+            return self.misc_check(c, where, f"{ref.rs} in VS {ref.vs}")
         if isinstance(c, m.SmtpCheck):
             return self.smtp_checks(c, rs, rs_port)
         host, port = self.target(c, rs, rs_port)
@@ -340,7 +378,7 @@ class _Builder:
             out.append(_Built(params, checker, "SMTP_CHECK", _net.format_pair(host, port)))
         return out
 
-    def misc_check(self, c: m.MiscCheck, where: str) -> Sequence[_Built]:
+    def misc_check(self, c: m.MiscCheck, where: str, name: str) -> Sequence[_Built]:
         if c.misc_path is None or not c.misc_path.argv:
             self.warn(f"{where}: no misc_path; the checker is ignored")
             return ()
@@ -353,7 +391,11 @@ class _Builder:
                 return ()
         argv = tuple(c.misc_path.argv)
         timeout = c.misc_timeout if c.misc_timeout is not None else c.delay_loop
-        checker = MiscChecker(argv, timeout, c.misc_dynamic, run_as)
+        g = self.config.global_defs
+        user, group = configured_user(c.user, g.script_user)
+        checker = MiscChecker(argv, timeout, c.misc_dynamic, run_as, name=name,
+                              vetting=ScriptVetting(user, group, g.enable_script_security),
+                              report=self._report_scripts)
         text = shlex.join(argv)
         params = self.params(c, "MISC_CHECK", misc_dynamic=c.misc_dynamic, script=text)
         return (_Built(params, checker, "MISC_CHECK", text),)

@@ -13,6 +13,16 @@ This mirrors keepalived 2.x (``check_*.c`` epilogues, ``ipwrapper.c``, the check
   (TCP/HTTP/… epilogue); MISC_CHECK does not. The next check is due ``delay_loop`` (or
   ``delay_before_retry`` while retrying) after the result arrived; MISC_CHECK counts from the start
   of the script.
+* **rise / fall** (an lvsconsole extension; unset = keepalived exactly). ``retry`` counts *attempts within
+  one check*: a check has failed once its last retry has failed. ``fall N`` counts *failed checks*: an UP
+  checker goes DOWN at the N-th consecutive failed check (each one walking through its own retries at
+  ``delay_before_retry`` pace, the next check due ``delay_loop`` later), so ``fall 3`` with ``retry 2``
+  means nine failed attempts in a row. ``rise N``: a DOWN checker comes back UP at the N-th consecutive
+  success; any failed attempt in between starts the count again. Checks held back by rise/fall are
+  logged ("... failed (1 of 3 for fall); keeping it up."). The first result keeps keepalived's rule: a
+  server already dead at start-up goes down on its first failed check whatever ``fall`` says (it has
+  no history to protect; HAProxy likewise starts a server at the bottom of its UP range), while
+  ``alpha`` with ``rise N`` needs N successes before the server is first added.
 * **alpha**: the checker starts DOWN (the real server is not added) until its first success.
 * **warmup**: the first check of each checker is due ``bootstrap_delay`` plus an offset in
   ``[0, warmup]`` (``warmup`` defaults to ``delay_loop``; 0 disables). keepalived draws the offset at
@@ -125,6 +135,10 @@ class CheckParams:
     misc_dynamic: bool = False
     script: str = ""
     """MISC_CHECK ``misc_path`` (its first word names the script in log lines)."""
+    rise: int | None = None
+    """Consecutive successes a DOWN checker needs to come back UP; None = 1 (keepalived)."""
+    fall: int | None = None
+    """Consecutive failed checks (each after its retries) that take an UP checker DOWN; None = 1 (keepalived)."""
 
     def __post_init__(self) -> None:
         if not self.delay_loop > 0:
@@ -135,6 +149,9 @@ class CheckParams:
             raise ValueError(f"delay_before_retry must be >= 0, not {self.delay_before_retry!r}")
         if self.warmup is not None and self.warmup < 0:
             raise ValueError(f"warmup must be >= 0, not {self.warmup!r}")
+        for name, count in (("rise", self.rise), ("fall", self.fall)):
+            if count is not None and count < 1:
+                raise ValueError(f"{name} must be >= 1, not {count!r}")
 
     @property
     def effective_warmup(self) -> float:
@@ -373,6 +390,10 @@ class _Checker:
     last_exit_code: int = 0
     next_time: float = math.inf
     last_ok: bool | None = None
+    fail_streak: int = 0
+    """Consecutive failed checks held back by ``fall`` (the checker is still UP)."""
+    rise_streak: int = 0
+    """Consecutive successes held back by ``rise`` (the checker is still DOWN)."""
     cur_weight: int = 0
     """FILE_CHECK: the contribution currently included in the real server's effective weight."""
 
@@ -516,6 +537,9 @@ class CheckPolicy:
             for c in r.checkers
         ]
 
+    def checker_count(self, rs: RsRef) -> int:
+        return len(self._rs(rs)[1].checkers)
+
     def checker_params(self, rs: RsRef, checker: int) -> CheckParams:
         return self._lookup(rs, checker)[2].params
 
@@ -594,6 +618,7 @@ class CheckPolicy:
                     ch.is_up, ch.has_run, ch.retry_it = was.is_up, was.has_run, was.retry_it
                     ch.last_exit_code, ch.next_time = was.last_exit_code, was.next_time
                     ch.last_ok, ch.cur_weight = was.last_ok, was.cur_weight
+                    ch.fail_streak, ch.rise_streak = was.fail_streak, was.rise_streak
                 adopted.append(rkey)
             vs.quorum_up = prev.quorum_up
             if vs.sorry is not None and prev.sorry is not None and vs.sorry.key == prev.sorry.key:
@@ -732,6 +757,7 @@ class CheckPolicy:
         ch.last_ok = ok
         if ok and ch.is_up and ch.has_run:  # the steady state: nothing to log, nothing changes
             ch.retry_it = 0
+            ch.fail_streak = 0
             ch.next_time = now + p.delay_loop
             return
         text = detail.replace(RS_TOKEN, r.key).replace(VS_TOKEN, vs.key)
@@ -741,21 +767,76 @@ class CheckPolicy:
             delay = p.delay_loop
             ch.retry_it = 0
             if ok and (not ch.is_up or not ch.has_run):
-                msg = text or f"{p.kind} on service {r.key} succeeded."
-                acts.append(LogEvent(msg, "info", vs.key, r.key))
-                self._update_checker_state(vs, r, ch, True, acts)
+                held = self._held_by_rise(vs, r, ch, acts)
+                if not held:
+                    msg = text or f"{p.kind} on service {r.key} succeeded."
+                    acts.append(LogEvent(msg, "info", vs.key, r.key))
+                    self._update_checker_state(vs, r, ch, True, acts)
             elif not ok and (ch.is_up or not ch.has_run):
-                if p.retry and ch.has_run:
-                    msg = f"{p.kind} on service {r.key} failed after {p.retry} retries."
-                else:
-                    msg = f"{p.kind} on service {r.key} failed."
-                acts.append(LogEvent(msg, "info", vs.key, r.key))
-                self._update_checker_state(vs, r, ch, False, acts)
+                held = self._held_by_fall(vs, r, ch, acts)
+                if not held:
+                    if p.retry and ch.has_run:
+                        msg = f"{p.kind} on service {r.key} failed after {p.retry} retries."
+                    else:
+                        msg = f"{p.kind} on service {r.key} failed."
+                    acts.append(LogEvent(msg, "info", vs.key, r.key))
+                    self._update_checker_state(vs, r, ch, False, acts)
         else:
             delay = p.delay_before_retry
             ch.retry_it += 1
+        if ok:
+            ch.fail_streak = 0
+        else:
+            ch.rise_streak = 0
         ch.has_run = True
         ch.next_time = now + delay
+
+    # ---- rise / fall (lvsconsole's extension; with both unset these never hold anything back) ---------
+
+    def _held_by_rise(self, vs: _Vs, r: _Rs, ch: _Checker, acts: list[Action]) -> bool:
+        """A success of a DOWN checker: True (and the progress logged) while it is short of ``rise``."""
+        rise = ch.params.rise or 1
+        if ch.is_up or rise <= 1:
+            return False
+        ch.rise_streak += 1
+        if ch.rise_streak >= rise:
+            ch.rise_streak = 0
+            return False
+        acts.append(
+            LogEvent(
+                f"{ch.params.kind} on service {r.key} succeeded ({ch.rise_streak} of {rise} for rise); "
+                "keeping it down.",
+                "info",
+                vs.key,
+                r.key,
+            )
+        )
+        if not ch.has_run:
+            # The first result asserts the state it leaves the checker in, as a first failure does.
+            self._update_checker_state(vs, r, ch, False, acts)
+        return True
+
+    @staticmethod
+    def _held_by_fall(vs: _Vs, r: _Rs, ch: _Checker, acts: list[Action]) -> bool:
+        """A failed check of an UP checker: True (and the progress logged) while it is short of ``fall``.
+
+        Not before the first result: a server dead at start-up goes at once, as in keepalived."""
+        fall = ch.params.fall or 1
+        if not ch.is_up or not ch.has_run or fall <= 1:
+            return False
+        ch.fail_streak += 1
+        if ch.fail_streak >= fall:
+            ch.fail_streak = 0
+            return False
+        acts.append(
+            LogEvent(
+                f"{ch.params.kind} on service {r.key} failed ({ch.fail_streak} of {fall} for fall); keeping it up.",
+                "info",
+                vs.key,
+                r.key,
+            )
+        )
+        return True
 
     def _record_misc(
         self,
@@ -822,9 +903,20 @@ class CheckPolicy:
             script = p.script.split()[0] if p.script.strip() else ""
             head = f"Misc check for [{r.key} VS {vs.key}] by [{script}] {exit_type}{suffix}"
             msg = f"{head} ({reason} {code})." if reason else f"{head}."
-            acts.append(LogEvent(msg, "info", vs.key, r.key))
-            if not message_only:
+            progress: list[Action] = []
+            held = not message_only and (
+                self._held_by_rise(vs, r, ch, progress) if success else self._held_by_fall(vs, r, ch, progress)
+            )
+            # A result held back by rise/fall changes no state: keepalived's line goes to debug, then the
+            # progress line.
+            acts.append(LogEvent(msg, "debug" if held else "info", vs.key, r.key))
+            acts.extend(progress)
+            if not held and not message_only:
                 self._update_checker_state(vs, r, ch, success, acts)
+        if ch.last_ok:
+            ch.fail_streak = 0
+        else:
+            ch.rise_streak = 0
         base = now if started is None else started
         ch.next_time = max(now, base + (p.delay_before_retry if ch.retry_it else p.delay_loop))
         ch.has_run = True

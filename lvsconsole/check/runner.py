@@ -20,6 +20,14 @@ still rescheduled from their completion.
 Lateness (start time minus due time) is measured per check: it is the director's own lag — the
 event loop too busy, or every concurrency slot taken — and is reported with each result and in
 :class:`RunnerStats`, so an operator sees a starving checker engine before it causes false failovers.
+Past lateness, the same watchdog task flags checks that have produced no result for several of their
+intervals (:mod:`lvsconsole.check.stall`) and reports each such stall, and its end, to ``on_stall``.
+
+**Shared checks.** Refs mapped to the same checker object whose :class:`CheckParams` are equal (the
+same real server checked the same way under several virtual servers; :mod:`lvsconsole.check.from_config`
+hands out one object for them) form one group: the probe runs once, when the first of them is due, and
+its outcome is recorded for every ref of the group, so their policies stay in step. Refs with equal
+probes but different timing (delay_loop, retry, rise, …) are not grouped: each keeps its exact schedule.
 """
 
 from __future__ import annotations
@@ -33,7 +41,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from lvsconsole.check.policy import Action, CheckerRef, CheckOutcome, CheckPolicy
+from lvsconsole.check.policy import Action, CheckerRef, CheckOutcome, CheckParams, CheckPolicy
+from lvsconsole.check.stall import StallDetector, StallNotice
 
 __all__ = ["CheckRecord", "CheckRunner", "Checker", "RunnerStats"]
 
@@ -70,6 +79,8 @@ class CheckRecord:
     scheduled: float
     started: float
     finished: float
+    primary: bool = True
+    """False for the copies of a shared check's record delivered for the other refs of its group."""
 
     @property
     def lateness(self) -> float:
@@ -89,6 +100,8 @@ class RunnerStats:
     last_lateness: float = 0.0
     errors: int = 0
     """Checkers that raised instead of returning an outcome (counted as failures)."""
+    shared: int = 0
+    """Refs whose result comes from another ref's probe (identical checks of one real server)."""
 
     @property
     def mean_lateness(self) -> float:
@@ -97,6 +110,28 @@ class RunnerStats:
 
 ActionCallback = Callable[[Sequence[Action]], None]
 RecordCallback = Callable[[CheckRecord], None]
+StallCallback = Callable[[StallNotice[CheckerRef]], None]
+
+
+@dataclass(eq=False, slots=True)
+class _Group:
+    """Refs fed by one probe (usually just one ref). Hashed by identity: it keys the stall detector."""
+
+    refs: tuple[CheckerRef, ...]
+    checker: Checker
+    params: CheckParams
+
+
+def _group_refs(
+    policy: CheckPolicy, checkers: Mapping[CheckerRef, Checker]
+) -> tuple[list[_Group], dict[CheckerRef, _Group]]:
+    members: dict[tuple[int, CheckParams], list[CheckerRef]] = {}
+    for ref in policy.checker_refs():
+        checker = checkers.get(ref)
+        if checker is not None:
+            members.setdefault((id(checker), policy.checker_params(ref.rs, ref.index)), []).append(ref)
+    groups = [_Group(tuple(refs), checkers[refs[0]], params) for (_, params), refs in members.items()]
+    return groups, {ref: g for g in groups for ref in g.refs}
 
 
 class CheckRunner:
@@ -115,6 +150,7 @@ class CheckRunner:
         *,
         max_concurrency: int = 64,
         on_record: RecordCallback | None = None,
+        on_stall: StallCallback | None = None,
         phase_slack: float = PHASE_SLACK,
     ) -> None:
         if max_concurrency < 1:
@@ -123,9 +159,12 @@ class CheckRunner:
         self._checkers = dict(checkers)
         self._on_actions = on_actions
         self._on_record = on_record
+        self._on_stall = on_stall
         self._max_concurrency = max_concurrency
         self._phase_slack = phase_slack
-        self._heap: list[tuple[float, int, CheckerRef]] = []
+        self._groups, self._group_of = _group_refs(policy, self._checkers)
+        self._stall: StallDetector[_Group] = StallDetector()
+        self._heap: list[tuple[float, int, _Group]] = []
         self._seq = itertools.count()
         self._tasks: dict[asyncio.Task[None], float] = {}
         """Checks in flight → the time past which the watchdog cancels them."""
@@ -136,7 +175,7 @@ class CheckRunner:
         self._slot: asyncio.Future[None] | None = None
         self._expired: set[asyncio.Task[None]] = set()
         self._stopping = False
-        self.stats = RunnerStats()
+        self.stats = RunnerStats(shared=len(self._group_of) - len(self._groups))
         self.last_lateness: dict[CheckerRef, float] = {}
 
     # ---- lifecycle -------------------------------------------------------------------------------
@@ -147,9 +186,8 @@ class CheckRunner:
             raise RuntimeError("CheckRunner already started")
         loop = asyncio.get_running_loop()
         actions = self._policy.start(loop.time())
-        for ref in self._policy.checker_refs():
-            if ref in self._checkers:
-                self._push(ref)
+        for group in self._groups:
+            self._push(group, None)
         self._deliver(actions)
         self._dispatcher = loop.create_task(self._dispatch(), name="lvsconsole-check-dispatcher")
         self._watchdog = loop.create_task(self._watch(), name="lvsconsole-check-watchdog")
@@ -173,17 +211,42 @@ class CheckRunner:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    # ---- queries ---------------------------------------------------------------------------------
+
+    def is_stalled(self, ref: CheckerRef) -> bool:
+        """Whether this ref's check has produced no result for too long (see :mod:`lvsconsole.check.stall`)."""
+        group = self._group_of.get(ref)
+        return group is not None and self._stall.is_stalled(group)
+
+    def sharing(self, ref: CheckerRef) -> int:
+        """How many refs the probe behind ``ref`` feeds (1: not shared; 0: ``ref`` has no checker)."""
+        group = self._group_of.get(ref)
+        return len(group.refs) if group is not None else 0
+
     # ---- scheduling ------------------------------------------------------------------------------
 
-    def _push(self, ref: CheckerRef) -> None:
-        due = self._policy.next_check_time(ref.rs, ref.index)
-        if math.isfinite(due):
-            heapq.heappush(self._heap, (due, next(self._seq), ref))
-            if due < self._wake_at:
-                self._wake_at = due
-                wake = self._wake
-                if wake is not None and not wake.done():
-                    wake.set_result(None)
+    def _push(self, group: _Group, last_result: float | None) -> None:
+        """Queue the group's next probe: when the first of its refs is due. ``last_result`` is when the
+        previous probe finished (None before the first one)."""
+        policy = self._policy
+        refs = group.refs
+        if len(refs) == 1:
+            due = policy.next_check_time(refs[0].rs, refs[0].index)
+        else:
+            due = min(policy.next_check_time(ref.rs, ref.index) for ref in refs)
+        if not math.isfinite(due):
+            self._stall.forget(group)
+            return
+        since = due - group.params.delay_loop if last_result is None else last_result
+        resumed = self._stall.expect(group, last_result=since, due=due, timeout=group.checker.timeout)
+        if resumed is not None:
+            self._report_stall(group, resumed)
+        heapq.heappush(self._heap, (due, next(self._seq), group))
+        if due < self._wake_at:
+            self._wake_at = due
+            wake = self._wake
+            if wake is not None and not wake.done():
+                wake.set_result(None)
 
     async def _dispatch(self) -> None:
         loop = asyncio.get_running_loop()
@@ -197,10 +260,11 @@ class CheckRunner:
                     await self._slot
                     horizon = loop.time() + DISPATCH_QUANTUM
                     continue
-                due, _, ref = heapq.heappop(heap)
-                checker = self._checkers[ref]
+                due, _, group = heapq.heappop(heap)
+                checker = group.checker
                 stats.in_flight += 1
-                task = loop.create_task(self._run_one(ref, checker, due))
+                self._stall.started(group)
+                task = loop.create_task(self._run_one(group, due))
                 self._tasks[task] = loop.time() + checker.timeout + TIMEOUT_GRACE
                 task.add_done_callback(self._forget)
             self._wake_at = heap[0][0] if heap else math.inf
@@ -218,8 +282,10 @@ class CheckRunner:
         self._expired.discard(task)
 
     async def _watch(self) -> None:
-        """Cancel checks that overran their checker's timeout (they then count as timed out)."""
+        """Cancel checks that overran their checker's timeout (they then count as timed out), and report
+        checks that have gone silent for too long."""
         loop = asyncio.get_running_loop()
+        stall = self._stall
         while True:
             await asyncio.sleep(WATCHDOG_TICK)
             now = loop.time()
@@ -227,8 +293,21 @@ class CheckRunner:
                 if deadline <= now and not task.done() and task not in self._expired:
                     self._expired.add(task)
                     task.cancel()
+            if stall.next_deadline() <= now:
+                for notice in stall.poll(now):
+                    self._report_stall(notice.key, notice)
 
-    async def _run_one(self, ref: CheckerRef, checker: Checker, scheduled: float) -> None:
+    def _report_stall(self, group: _Group, notice: StallNotice[_Group]) -> None:
+        if self._on_stall is None:
+            return
+        for ref in group.refs:
+            try:
+                self._on_stall(StallNotice(ref, notice.stalled, notice.silent_for, notice.limit, notice.running))
+            except Exception:
+                _log.exception("check stall callback failed")
+
+    async def _run_one(self, group: _Group, scheduled: float) -> None:
+        checker = group.checker
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
@@ -252,31 +331,38 @@ class CheckRunner:
             if slot is not None and not slot.done():
                 slot.set_result(None)
         finished = loop.time()
-        record = CheckRecord(ref, outcome, scheduled, started, finished)
-        self._account(record)
+        records = [
+            CheckRecord(ref, outcome, scheduled, started, finished, primary=i == 0) for i, ref in enumerate(group.refs)
+        ]
+        self._account(records)
         if self._stopping:
             return
-        if finished - scheduled <= self._phase_slack:
-            # Quick and on time (give or take our own lag): keep the check's phase.
-            actions = self._policy.record_outcome(ref.rs, ref.index, outcome, scheduled, started=scheduled)
-        else:
-            actions = self._policy.record_outcome(ref.rs, ref.index, outcome, finished, started=started)
-        self._push(ref)
+        # Quick and on time (give or take our own lag): keep the check's phase.
+        on_time = finished - scheduled <= self._phase_slack
+        actions: list[Action] = []
+        for ref in group.refs:
+            if on_time:
+                actions += self._policy.record_outcome(ref.rs, ref.index, outcome, scheduled, started=scheduled)
+            else:
+                actions += self._policy.record_outcome(ref.rs, ref.index, outcome, finished, started=started)
+        self._push(group, finished)
         if self._on_record is not None:
-            try:
-                self._on_record(record)
-            except Exception:
-                _log.exception("check record callback failed")
+            for record in records:
+                try:
+                    self._on_record(record)
+                except Exception:
+                    _log.exception("check record callback failed")
         self._deliver(actions)
 
-    def _account(self, record: CheckRecord) -> None:
-        late = record.lateness
+    def _account(self, records: Sequence[CheckRecord]) -> None:
+        late = records[0].lateness
         s = self.stats
         s.checks += 1
         s.last_lateness = late
         s.total_lateness += late
         s.max_lateness = max(s.max_lateness, late)
-        self.last_lateness[record.ref] = late
+        for record in records:
+            self.last_lateness[record.ref] = late
 
     def _deliver(self, actions: Sequence[Action]) -> None:
         if actions:

@@ -12,7 +12,11 @@ reads its track files), starts the runner, and hands every batch of actions to `
 * notify_up / notify_down / quorum_up / quorum_down scripts run (no shell, as their user or
   ``script_user``, bounded by :data:`NOTIFY_TIMEOUT`) unless ``run_notifies`` is off.
 * :meth:`CheckService.snapshot` reports, per virtual server, quorum and the weight sum and, per real
-  server, alive/down, weights, and each checker's state, last result and lateness.
+  server, alive/down, weights, and each checker's state, last result, lateness, whether it is stalled
+  and how many (VS, RS) pairs its probe feeds.
+* Stalled checks (no result for several intervals, :mod:`lvsconsole.check.stall`) are logged as
+  warnings ("TCP_CHECK on [10.0.0.2]:tcp:80 in VS [10.0.0.1]:tcp:80 produced no result for 18 s"), as is
+  their recovery, and reported to stall listeners (:meth:`CheckService.add_stall_listener`).
 
 :func:`run_checks` is the headless form: run until an event is set, logging every LogEvent through
 :mod:`logging` and passing every action to a callback.
@@ -43,6 +47,7 @@ from lvsconsole.check.policy import (
     RunNotify,
 )
 from lvsconsole.check.runner import CheckRecord, CheckRunner
+from lvsconsole.check.stall import StallNotice, stall_text
 from lvsconsole.config.model import Config
 
 __all__ = [
@@ -78,7 +83,11 @@ def default_concurrency() -> int:
     return max(64, min(8192, soft // 2))
 
 
-_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "notice": logging.INFO, "warning": logging.WARNING}
+
+
+def _log_event(log: logging.Logger, event: LogEvent) -> None:
+    log.log(_LEVELS[event.level], "%s", event.message)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -100,6 +109,10 @@ class CheckerSnapshot:
     lateness: float | None
     """How late (s) the last check started against its schedule."""
     next_due: float
+    stalled: bool = False
+    """No result for several intervals (see :mod:`lvsconsole.check.stall`)."""
+    shared: int = 1
+    """How many (VS, RS) pairs this checker's probe feeds (identical checks run once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +129,10 @@ class RealServerSnapshot:
     ipvs_weight: int | None
     """The weight the actions so far put in IPVS; None when the dest is not there."""
     checkers: tuple[CheckerSnapshot, ...]
+
+    @property
+    def check_stalled(self) -> bool:
+        return any(c.stalled for c in self.checkers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,11 +230,13 @@ class CheckService:
             self._on_actions,
             max_concurrency=max_concurrency if max_concurrency is not None else default_concurrency(),
             on_record=self._on_record,
+            on_stall=self._on_stall,
         )
         self._apply = apply_actions
         self._run_notifies = run_notifies
         self._subscribers: set[EventSubscription] = set()
         self._record_listeners: list[Callable[[CheckRecord], None]] = []
+        self._stall_listeners: list[Callable[[StallNotice[CheckerRef]], None]] = []
         self.history: deque[LogEvent] = deque(maxlen=history)
         self._records: dict[CheckerRef, CheckRecord] = {}
         self._lateness: deque[float] = deque(maxlen=LATENESS_WINDOW)
@@ -292,11 +311,49 @@ class CheckService:
         """Call ``listener`` with every completed check (on the loop; keep it cheap)."""
         self._record_listeners.append(listener)
 
+    def add_stall_listener(self, listener: Callable[[StallNotice[CheckerRef]], None]) -> None:
+        """Call ``listener`` when a check stalls and when it produces a result again (one notice per
+        (VS, RS) pair the check feeds)."""
+        self._stall_listeners.append(listener)
+
+    def checker_kind(self, ref: CheckerRef) -> str:
+        """The config block of a checker (TCP_CHECK, HTTP_GET, …)."""
+        return self.setup.kinds.get(ref) or self.policy.checker_params(ref.rs, ref.index).kind
+
+    def check_stalled(self, rs: RsRef) -> bool:
+        """Whether any checker of this real server has stalled."""
+        try:
+            count = self.policy.checker_count(rs)
+        except KeyError:
+            return False
+        return any(self.runner.is_stalled(CheckerRef(rs, i)) for i in range(count))
+
     def _on_record(self, record: CheckRecord) -> None:
         self._records[record.ref] = record
-        self._lateness.append(record.lateness)
+        if record.primary:  # a shared probe's lateness counts once
+            self._lateness.append(record.lateness)
         for listener in self._record_listeners:
             listener(record)
+
+    def stall_log_event(self, notice: StallNotice[CheckerRef]) -> LogEvent:
+        ref = notice.key
+        text = stall_text(
+            self.checker_kind(ref), ref.rs.rs, ref.rs.vs, notice.silent_for, stalled=notice.stalled,
+            running=notice.running,
+        )
+        return LogEvent(text, "warning" if notice.stalled else "notice", ref.rs.vs, ref.rs.rs)
+
+    def _on_stall(self, notice: StallNotice[CheckerRef]) -> None:
+        # Not an action: the director publishes its own CheckStalled event, which is logged.
+        event = self.stall_log_event(notice)
+        self.history.append(event)
+        for sub in self._subscribers:
+            sub._put(event)
+        for listener in self._stall_listeners:
+            try:
+                listener(notice)
+            except Exception:
+                _log.exception("check stall listener failed")
 
     def _on_actions(self, actions: Sequence[Action]) -> None:
         if not actions:
@@ -381,6 +438,8 @@ class CheckService:
                             last_duration=rec.duration if rec else None,
                             lateness=rec.lateness if rec else None,
                             next_due=p.next_check_time(ref, i),
+                            stalled=self.runner.is_stalled(cref),
+                            shared=self.runner.sharing(cref),
                         )
                     )
                 rss.append(
@@ -453,12 +512,13 @@ async def run_checks(
     async def apply(actions: Sequence[Action]) -> None:
         for a in actions:
             if isinstance(a, LogEvent):
-                log.log(_LEVELS[a.level], "%s", a.message)
+                _log_event(log, a)
             result = on_action(a)
             if inspect.isawaitable(result):
                 await result
 
     service = CheckService(config, apply, run_notifies=run_notifies)
+    service.add_stall_listener(lambda notice: _log_event(log, service.stall_log_event(notice)))
     await service.start()
     try:
         await stop_event.wait()

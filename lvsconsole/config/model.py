@@ -118,6 +118,8 @@ class GlobalDefs:
     lvs_flush_on_stop: Literal["", "VS", "ALL"] = ""
     lvs_timeouts: LvsTimeouts | None = None
     checker_log_all_failures: bool = False
+    drain_timeout: float = 60.0
+    """lvsconsole extension: seconds a removed real server drains (weight 0) before it is deleted; 0: at once."""
     extra: Extra = ()
     locs: Locs = loc_field()
 
@@ -280,6 +282,10 @@ class CheckerBase:
     delay_loop: float = 60.0
     alpha: bool = False
     log_all_failures: bool = False
+    rise: int | None = None
+    """lvsconsole extension: consecutive successes before a DOWN checker is UP again (None: keepalived's 1)."""
+    fall: int | None = None
+    """lvsconsole extension: consecutive failed checks before an UP checker is DOWN (None: keepalived's 1)."""
     extra: Extra = ()
     locs: Locs = loc_field()
 

@@ -216,6 +216,8 @@ def render_global(w: Writer, g: m.GlobalDefs) -> None:
         w.line(*words)
     if g.checker_log_all_failures:
         w.line("checker_log_all_failures", "true")
+    if g.drain_timeout != default.drain_timeout:
+        w.line("drain_timeout", number(g.drain_timeout))
     w.extra(g.extra)
     w.close()
 
@@ -548,6 +550,10 @@ def render_checker(w: Writer, c: m.Checker, rs: m.RealServer, vs: m.VirtualServe
             w.line("alpha", _bool(c.alpha))
         if c.log_all_failures:
             w.line("log_all_failures", "true")
+        for key in ("rise", "fall"):
+            count = getattr(c, key)
+            if count is not None:
+                w.line(key, str(count))
     if isinstance(c, m.HttpCheck):
         if c.http_protocol != "1.0":
             w.line("http_protocol", c.http_protocol)

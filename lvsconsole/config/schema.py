@@ -3,7 +3,9 @@
 Each block maps a keyword to a `Kw`: the model field it fills and how its arguments are read. A `Kw`
 whose field is None is a keyword keepalived knows but the engine does not act on: it is accepted,
 kept verbatim in the object's `extra` and rendered back. Aliases map old or alternative names to
-the current one, with the deprecation note an operator sees as a warning.
+the current one, with the deprecation note an operator sees as a warning. A `Kw` with ``extension`` set
+is an lvsconsole keyword keepalived does not have (``drain_timeout``): known here, so ``--strict`` accepts it,
+and marked, so a config meant for keepalived too can be checked for it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ class Kw:
     choices: tuple[str, ...] = ()
     max_args: int = 1  # how many argument words the keyword takes; used to split one-line blocks
     exact: bool = False  # enum compared case-sensitively, as keepalived does (it ignores 'master')
+    extension: bool = False  # an lvsconsole keyword keepalived does not know (it would log "Unknown keyword")
 
 
 INT32 = 2**31 - 1
@@ -61,6 +64,8 @@ GLOBAL: dict[str, Kw] = {
     "lvs_timeouts": Kw("lvs_timeouts", "special", max_args=6),
     "checker_log_all_failures": Kw("checker_log_all_failures", "bool"),
     "lvs_id": Kw("lvs_id", "special"),
+    # lvsconsole: how long a real server removed by a reload keeps its established connections (0: at once)
+    "drain_timeout": Kw("drain_timeout", "timer", 0, 86400, extension=True),
     **_raw(
         "tmp_config_directory", "config_save_dir", "process_names", "process_name", "vrrp_process_name",
         "checker_process_name", "bfd_process_name", "startup_script", "startup_script_timeout",
@@ -295,6 +300,9 @@ CHECKER_TIMING: dict[str, Kw] = {
     "delay_loop": Kw("delay_loop", "timer", 0.000001, 86400 * 365),
     "alpha": Kw("alpha", "bool"),
     "log_all_failures": Kw("log_all_failures", "bool"),
+    # lvsconsole extensions (keepalived has no rise/fall on checkers): see check/policy.py
+    "rise": Kw("rise", "int", 1, INT32),
+    "fall": Kw("fall", "int", 1, INT32),
 }
 
 # keepalived accepts nb_get_retry only in HTTP_GET/SSL_GET (and rejects it since 2.2); we accept it

@@ -9,13 +9,21 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import stat
 from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv6Address
 
 from lvsconsole.config import model as m
 from lvsconsole.config.build import instance_family
 from lvsconsole.config.diagnostics import Diagnostic, Location, error, warning
+from lvsconsole.scripts.vet import (
+    USER_CODES,
+    Refusal,
+    configured_user,
+    run_user,
+    runs_as_root,
+    unsafe_component,
+    vet,
+)
 
 
 class Validator:
@@ -142,16 +150,24 @@ class Validator:
                 if inst.unicast_src_ip is None and interface is None:
                     self.err(f"({inst.name}) unicast_peer needs unicast_src_ip or an interface to take the "
                              "source address from", inst.locs.get("unicast_peer"))
-                for peer in inst.unicast_peer:
-                    if peer.address.version != family:
-                        self.err(f"({inst.name}) unicast peer {peer.address} is not of the instance's address "
-                                 "family", peer.locs.get("address"))
+                if all(peer.address.version != family for peer in inst.unicast_peer):
+                    self.err(f"({inst.name}) no unicast peer is IPv{family} like the instance: keepalived would "
+                             "skip them all and silently fall back to multicast", inst.locs.get("unicast_peer"))
+                else:
+                    for peer in inst.unicast_peer:
+                        if peer.address.version != family:
+                            self.err(f"({inst.name}) unicast peer {peer.address} is not of the instance's address "
+                                     "family", peer.locs.get("address"))
                 if inst.unicast_src_ip is not None and inst.unicast_src_ip.version != family:
                     self.err(f"({inst.name}) unicast_src_ip {inst.unicast_src_ip} is not of the instance's "
                              "address family", inst.locs.get("unicast_src_ip"))
             elif "unicast_peer" in inst.locs:
                 self.err(f"({inst.name}) unicast_peer is empty: keepalived would silently fall back to "
                          "multicast", inst.locs.get("unicast_peer"))
+            elif inst.unicast_src_ip is not None:
+                self.err(f"({inst.name}) unicast_src_ip without unicast_peer: keepalived would silently fall back "
+                         "to multicast; list the peers (or use mcast_src_ip for a multicast source address)",
+                         inst.locs.get("unicast_src_ip"))
             if inst.priority == 255 and inst.state == "BACKUP" and "state" in inst.locs:
                 self.warn(f"({inst.name}) priority 255 makes it the address owner; state BACKUP is ignored",
                           inst.locs.get("state"))
@@ -299,80 +315,69 @@ class Validator:
     # ------------------------------------------------------------------------------ scripts
 
     def scripts(self) -> None:
-        secure = self.config.global_defs.enable_script_security
-        seen: set[str] = set()
-        for owner, script, loc in self._all_scripts():
-            path = script.path
-            if not path.startswith("/") or path in seen:
+        g = self.config.global_defs
+        secure = g.enable_script_security
+        seen: set[tuple[str, str | None, str | None]] = set()
+        no_default = run_user(None, None, secure) if not g.script_user else None
+        warned_default = False
+        for owner, script, own_user, loc in self._all_scripts():
+            user, group = configured_user(own_user, g.script_user)
+            if user is None and isinstance(no_default, Refusal):
+                if not warned_default:  # one cause for every script without a user: said once, where it is set
+                    warned_default = True
+                    self.warn(f"enable_script_security: {no_default}", g.locs.get("enable_script_security"))
+                user = "root"  # judge the file as keepalived would once a script_user exists: as root
+            if not script.path or (script.path, user, group) in seen:
                 continue
-            seen.add(path)
-            try:
-                st = os.stat(path)
-            except ValueError:  # an embedded NUL or a lone surrogate: no file can have this name
-                self.err(f"{owner}: script path {path!r} contains a character no file name can hold", loc)
-                continue
-            except OSError:
-                message = f"{owner}: script {path} does not exist"
-                if secure:
-                    self.err(message + " (enable_script_security disables it)", loc)
+            seen.add((script.path, user, group))
+            verdict = vet(script.argv, user, secure, group=group)
+            if isinstance(verdict, Refusal):
+                # A bare name and the run user depend on the PATH and the user database of the host that
+                # runs the config, which need not be this one: those stay warnings even under security.
+                if verdict.code == "bad-name" or (secure and verdict.code not in USER_CODES and "/" in script.path):
+                    suffix = " (enable_script_security disables it)" if secure else ""
+                    self.err(f"{owner}: {verdict}{suffix}", loc)
                 else:
-                    self.warn(message, loc)
+                    self.warn(f"{owner}: {verdict}", loc)
                 continue
-            if not stat.S_ISREG(st.st_mode) or not os.access(path, os.X_OK):
-                self.warn(f"{owner}: script {path} is not an executable file", loc)
-            for part in _path_and_parents(path):
-                try:
-                    pst = os.stat(part)
-                except OSError:
-                    continue
-                if pst.st_uid != 0 or pst.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-                    if pst.st_mode & stat.S_ISVTX and part != path:
-                        continue  # a sticky directory such as /tmp does not let others replace files
-                    message = f"{owner}: script {path} is unsafe: {part} is writable by a non-root user"
-                    if secure:
-                        self.err(message + " (enable_script_security disables it)", loc)
-                    else:  # keepalived: "SECURITY VIOLATION - scripts are being executed but script_security …"
-                        self.warn(message + "; keepalived runs it anyway as enable_script_security is not set", loc)
-                    break
+            unsafe = unsafe_component(verdict.path) if not secure and runs_as_root(verdict.run_as) else None
+            if unsafe is not None:  # keepalived: "SECURITY VIOLATION - scripts are being executed but …"
+                self.warn(f"{owner}: script {verdict.path} is unsafe: {unsafe}; keepalived runs it anyway as "
+                          "enable_script_security is not set", loc)
 
-    def _all_scripts(self) -> Iterator[tuple[str, m.Script, Location | None]]:
+    def _all_scripts(self) -> Iterator[tuple[str, m.Script, tuple[str | None, ...], Location | None]]:
+        """Every script: who has it, the script, its own ``user [group]`` (or nothing) and where it is."""
         c = self.config
+        notify_keys = ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify")
         for inst in c.instances:
-            for key in ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify"):
+            for key in notify_keys:
                 script = getattr(inst, key)
                 if script is not None:
-                    yield f"({inst.name}) {key}", script, inst.locs.get(key)
+                    yield f"({inst.name}) {key}", script, (script.user, script.group), inst.locs.get(key)
         for group in c.sync_groups:
-            for key in ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify"):
+            for key in notify_keys:
                 script = getattr(group, key)
                 if script is not None:
-                    yield f"vrrp_sync_group {group.name} {key}", script, group.locs.get(key)
+                    yield (f"vrrp_sync_group {group.name} {key}", script, (script.user, script.group),
+                           group.locs.get(key))
         for sc in c.vrrp_scripts:
             if sc.script is not None:
-                yield f"vrrp_script {sc.name}", sc.script, sc.locs.get("script")
+                own = sc.user or (sc.script.user, sc.script.group)
+                yield f"vrrp_script {sc.name}", sc.script, tuple(own), sc.locs.get("script")
         for vs in c.virtual_servers:
             for key in ("quorum_up", "quorum_down"):
                 script = getattr(vs, key)
                 if script is not None:
-                    yield f"virtual_server {vs.key} {key}", script, vs.locs.get(key)
+                    yield f"virtual_server {vs.key} {key}", script, (script.user, script.group), vs.locs.get(key)
             for rs in vs.real_servers:
                 for key in ("notify_up", "notify_down"):
                     script = getattr(rs, key)
                     if script is not None:
-                        yield f"real_server {rs.address} {key}", script, rs.locs.get(key)
+                        yield f"real_server {rs.address} {key}", script, (script.user, script.group), rs.locs.get(key)
                 for checker in rs.checkers:
                     if isinstance(checker, m.MiscCheck) and checker.misc_path is not None:
-                        yield f"real_server {rs.address} MISC_CHECK", checker.misc_path, checker.locs.get("misc_path")
-
-
-def _path_and_parents(path: str) -> Iterator[str]:
-    current = os.path.abspath(path)
-    while True:
-        yield current
-        parent = os.path.dirname(current)
-        if parent == current:
-            return
-        current = parent
+                        yield (f"real_server {rs.address} MISC_CHECK", checker.misc_path, tuple(checker.user),
+                               checker.locs.get("misc_path"))
 
 
 def _interface_exists(name: str) -> bool:

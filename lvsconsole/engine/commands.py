@@ -22,7 +22,7 @@ from lvsconsole.engine.refs import RsRef, VsRef, parse_vip
 from lvsconsole.engine.walk import Token, UnterminatedQuote, Walker, tokenize
 
 SYNOPSIS = """\
-show vrrp [INSTANCE] | show vs [VS] | show rs [RS [in VS]] | show log [N]
+show vrrp [INSTANCE] | show vrrp explain [INSTANCE] | show vs [VS] | show rs [RS [in VS]] | show log [N]
 show config [running|candidate] | show diff | show stats | show history | show overrides
 drain RS [in VS]          weight 0: existing connections finish, new ones go elsewhere
 undrain RS [in VS]        back to the configured weight
@@ -35,6 +35,7 @@ add vs VS [FIELD VALUE]...  |  add rs RS to [vs] VS [FIELD VALUE]...
 add vip IP[/LEN] to [vrrp] INSTANCE [dev IF] [label L]...
 delete vs VS  |  delete rs RS [from [vs] VS]  |  delete vip IP from [vrrp] INSTANCE  |  delete vrrp INSTANCE
 vrrp priority INSTANCE N|default  |  vrrp failover INSTANCE
+script test SCRIPT  |  script test misc RS [in VS]   run a vrrp_script / MISC_CHECK once now (a dry test)
 validate | diff | commit | rollback [N] | reload | write | help [WORD]
 
 RS: IP:port, [IPv6]:port or IP (every port).  VS: IP:port[/tcp|/udp|/sctp], fwmark N or group NAME.
@@ -98,6 +99,8 @@ class Show(Command):
     rs: RsRef | None = None
     count: int | None = None
     which: Literal["running", "candidate"] = "running"
+    explain: bool = False
+    """``show vrrp explain``: who is master, who would win an election now, and why."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -306,6 +309,16 @@ class Help(Command):
     words: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, kw_only=True)
+class ScriptTest(Command):
+    """Run the vrrp_script ``name``, or the MISC_CHECK(s) of real server ``rs``, once now; the result reaches
+    neither the tracking nor the check state."""
+
+    name: Word | None = None
+    rs: RsRef | None = None
+    vs: VsRef | None = None
+
+
 # ---------------------------------------------------------------------------------------------- field tables
 
 _NOT_FIELDS = {"real_server"}
@@ -351,7 +364,7 @@ def value_choices(keyword: str) -> tuple[str, ...]:
 
 # ---------------------------------------------------------------------------------------------- grammar
 
-SLOT_KINDS = ("instance", "vs", "rs", "vip", "int", "weight", "value", "word",
+SLOT_KINDS = ("instance", "vs", "rs", "vip", "int", "weight", "value", "word", "script",
               "field:global", "field:vrrp", "field:vs", "field:rs")
 
 
@@ -443,7 +456,8 @@ class _Grammar:
         rs_in = self.rs("rs") + pp.Opt(in_vs)
 
         show = kw("show") + (
-            (kw("vrrp")("topic") + pp.Opt(self.instance("instance")))
+            (kw("vrrp")("topic") + pp.Opt((kw("explain")("explain") + pp.Opt(self.instance("instance")))
+                                          | self.instance("instance")))
             | (kw("vs")("topic") + pp.Opt(self.vs("vs")))
             | (kw("rs")("topic") + pp.Opt(rs_in))
             | (kw("log")("topic") + pp.Opt(integer("count")))
@@ -452,7 +466,7 @@ class _Grammar:
         )
         show.add_parse_action(lambda t: Show(
             topic=t["topic"], instance=t.get("instance"), vs=_get(t, "vs"), rs=t.get("rs"), count=t.get("count"),
-            which=t.get("which", "running")))
+            which=t.get("which", "running"), explain="explain" in t))
 
         def rs_command(verb: str, cls: type[RsCommand]) -> pp.ParserElement:
             expr = kw(verb) + rs_in
@@ -513,6 +527,11 @@ class _Grammar:
             return kw(verb).add_parse_action(lambda: make())
 
         rollback = (kw("rollback") + pp.Opt(integer("n"))).add_parse_action(lambda t: Rollback(n=t.get("n", 1)))
+        script_name = _slot("script", pp.Regex(r"[^\s\"';]+")).add_parse_action(_word_action)
+        script_cmd = pp.Suppress(kw("script") + kw("test")) + (
+            (pp.Suppress(kw("misc")) + rs_in).add_parse_action(lambda t: ScriptTest(rs=t["rs"], vs=_get(t, "vs")))
+            | script_name("name").add_parse_action(lambda t: ScriptTest(name=t["name"]))
+        )
         help_cmd = (kw("help") + pp.ZeroOrMore(_slot("word", pp.Regex(r"\S+")))("words")).add_parse_action(
             lambda t: Help(words=tuple(t.get("words", ()))))
 
@@ -522,7 +541,7 @@ class _Grammar:
             rs_command("disable", Disable), rs_command("enable", Enable),
             set_cmd, unset_cmd, add_cmd, delete_cmd, vrrp_cmd,
             bare("validate", Validate), bare("diff", Diff), bare("commit", Commit), rollback,
-            bare("reload", Reload), bare("write", Write), help_cmd,
+            bare("reload", Reload), bare("write", Write), help_cmd, script_cmd,
         ])
         self.walker = Walker(self.command)
 
@@ -538,7 +557,7 @@ def grammar() -> _Grammar:
 
 
 VERBS = ("show", "drain", "undrain", "weight", "disable", "enable", "set", "unset", "add", "delete", "vrrp",
-         "validate", "diff", "commit", "rollback", "reload", "write", "help")
+         "validate", "diff", "commit", "rollback", "reload", "write", "help", "script")
 
 
 # ---------------------------------------------------------------------------------------------- parsing
@@ -556,7 +575,7 @@ def _describe(terminal: pp.ParserElement) -> str:
     return {
         "rs": "a real server (IP:port)", "vs": "a virtual server (IP:port)",
         "instance": "a vrrp_instance name", "vip": "an address (IP or IP/len)", "int": "a number",
-        "weight": "a weight (N or N%)", "value": "a value", "word": "a word",
+        "weight": "a weight (N or N%)", "value": "a value", "word": "a word", "script": "a vrrp_script name",
     }.get(name, name or "a word")
 
 
@@ -650,9 +669,11 @@ class Names:
     virtual_servers: tuple[str, ...] = ()
     real_servers: tuple[str, ...] = ()
     vips: tuple[str, ...] = ()
+    scripts: tuple[str, ...] = ()
+    """vrrp_script names (for ``script test``)."""
 
 
-CompletionKind: TypeAlias = Literal["keyword", "instance", "vs", "rs", "vip", "field", "value"]
+CompletionKind: TypeAlias = Literal["keyword", "instance", "vs", "rs", "vip", "field", "value", "script"]
 
 
 @dataclass(frozen=True)
@@ -672,6 +693,8 @@ def _slot_candidates(kind: str, names: Names, previous: str) -> list[tuple[str, 
         return [(n, "vs", "virtual server") for n in names.virtual_servers]
     if kind == "rs":
         return [(n, "rs", "real server") for n in names.real_servers]
+    if kind == "script":
+        return [(n, "script", "vrrp_script") for n in names.scripts]
     if kind == "vip":
         return [(n, "vip", "virtual address") for n in names.vips]
     if kind.startswith("field:"):

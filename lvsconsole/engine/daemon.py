@@ -15,16 +15,21 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from lvsconsole.config.lexer import ConfigReadError
+from lvsconsole.engine.audit import DEFAULT_SYSLOG, SyslogAudit, forward_audit
 from lvsconsole.engine.bus import EventBus, Subscription
 from lvsconsole.engine.control import DEFAULT_SOCKET, ControlServer, ControlSocketError
 from lvsconsole.engine.director import Director
-from lvsconsole.engine.events import Event
+from lvsconsole.engine.events import Event, OperatorAction
 from lvsconsole.engine.executor import CommandExecutor
+from lvsconsole.engine.listen import ListenAddress
 from lvsconsole.engine.store import ConfigRefused, ConfigStore
 from lvsconsole.ipvs.backend import Backend
+
+if TYPE_CHECKING:
+    from lvsconsole.engine.metrics_http import MetricsServer
 
 log = logging.getLogger("lvsconsole")
 
@@ -38,6 +43,7 @@ class Engine:
     director: Director
     executor: CommandExecutor
     server: ControlServer | None
+    metrics: MetricsServer | None = None
 
 
 def open_backend(dry_run: bool) -> Backend:
@@ -52,11 +58,12 @@ def open_backend(dry_run: bool) -> Backend:
 
 @contextlib.asynccontextmanager
 async def running_engine(path: str, *, dry_run: bool = False, socket_path: str | None = DEFAULT_SOCKET,
-                         config_id: str | None = None) -> AsyncIterator[Engine]:
+                         config_id: str | None = None, metrics: ListenAddress | None = None,
+                         syslog: str | None = DEFAULT_SYSLOG) -> AsyncIterator[Engine]:
     """Start the engine for ``path``; stop it (cleanly) when the block exits.
 
-    Raises ConfigReadError / ConfigRefused for a config that cannot run, OSError for a missing IPVS or a
-    socket already served by another engine.
+    Raises ConfigReadError / ConfigRefused for a config that cannot run, OSError for a missing IPVS, a
+    socket already served by another engine or a ``metrics`` address that cannot be listened on.
     """
     store = ConfigStore.from_file(path, config_id=config_id)
     bus = EventBus()
@@ -64,13 +71,31 @@ async def running_engine(path: str, *, dry_run: bool = False, socket_path: str |
     director = Director(store.running.config, backend=backend, bus=bus, dry_run=dry_run)
     executor = CommandExecutor(director, store, bus)
     server = None
+    exporter: MetricsServer | None = None
     await director.start()
+    audit = SyslogAudit(syslog) if syslog else None
+    auditing = None
+    if audit is not None and audit.open():
+        auditing = asyncio.get_running_loop().create_task(forward_audit(bus.subscribe(kinds=(OperatorAction,)), audit))
     try:
         if socket_path:
             server = ControlServer(socket_path, executor.run, bus)
             await server.start()
-        yield Engine(store, bus, director, executor, server)
+        if metrics is not None:
+            from lvsconsole.engine.metrics_http import MetricsServer
+
+            exporter = MetricsServer(director, metrics)
+            await exporter.start()
+        yield Engine(store, bus, director, executor, server, exporter)
     finally:
+        if auditing is not None:
+            auditing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await auditing
+        if audit is not None:
+            audit.close()
+        if exporter is not None:
+            await exporter.close()
         if server is not None:
             await server.close()
         await director.stop()
@@ -96,12 +121,13 @@ def format_event(event: Event) -> str:
 
 
 async def serve(path: str, *, dry_run: bool, socket_path: str | None, config_id: str | None,
-                out: TextIO = sys.stderr) -> int:
+                out: TextIO = sys.stderr, metrics: ListenAddress | None = None) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     pending: set[asyncio.Task[None]] = set()
     try:
-        async with running_engine(path, dry_run=dry_run, socket_path=socket_path, config_id=config_id) as engine:
+        async with running_engine(path, dry_run=dry_run, socket_path=socket_path, config_id=config_id,
+                                  metrics=metrics) as engine:
             subscription = engine.bus.subscribe(replay=1000)
             printer = asyncio.create_task(print_events(subscription, out))
 

@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from lvsconsole.check.from_config import build_checks
 from lvsconsole.check.policy import Action as CheckAction
-from lvsconsole.check.policy import LogEvent, RealServerState, format_trio
+from lvsconsole.check.policy import CheckerRef, LogEvent, RealServerState
 from lvsconsole.check.policy import RsRef as PolicyRef
+from lvsconsole.check.runner import CheckRecord
 from lvsconsole.check.service import CheckService
+from lvsconsole.check.stall import StallNotice
 from lvsconsole.config import model as m
 from lvsconsole.config.diff import ReloadPlan
 from lvsconsole.engine.bus import EventBus
@@ -34,13 +38,32 @@ from lvsconsole.engine.director_api import (
     VirtualServerView,
     VrrpInstanceView,
 )
-from lvsconsole.engine.events import EngineWarning, LogLine, RealServerStateChanged, TableChanged, VrrpTransition
+from lvsconsole.engine.events import (
+    CheckResumed,
+    CheckStalled,
+    EngineWarning,
+    LogLine,
+    LoopLagWarning,
+    RealServerRetired,
+    RealServerRetiring,
+    RealServerStateChanged,
+    SplitBrain,
+    SplitBrainResolved,
+    TableChanged,
+    VrrpTransition,
+)
+from lvsconsole.engine.keys import configured_servers, rs_key, vs_key
+from lvsconsole.engine.looplag import LagExceeded, LoopLagMonitor, Margin, Notice
 from lvsconsole.engine.notify import Notifier
-from lvsconsole.ipvs.backend import Backend, Stats
+from lvsconsole.engine.retire import Removal, RetirePlanner
+from lvsconsole.engine.retirees import RetiringServer, add_retiring, removed_servers, removed_vs_view, server_view
+from lvsconsole.engine.scripts import ScriptRunLog
+from lvsconsole.ipvs.backend import ZERO_COUNTERS, Backend, Counters, Stats
 from lvsconsole.ipvs.from_config import real_server_dest, sorry_server_dest, virtual_services
 from lvsconsole.ipvs.sync import IpvsSync, SyncDaemonParams, SyncEvent, SyncRole
 from lvsconsole.ipvs.table import Dest, Service, Table
-from lvsconsole.vrrp.events import InstanceStateChanged, VrrpEvent
+from lvsconsole.scripts.report import ScriptRun
+from lvsconsole.vrrp.events import InstanceStateChanged, SplitBrainEnded, SplitBrainStarted, VrrpEvent
 from lvsconsole.vrrp.machine import State
 from lvsconsole.vrrp.service import VrrpService
 
@@ -50,20 +73,6 @@ STATS_INTERVAL = 1.0
 NOTIFY_CLOSE_GRACE = 5.0
 """How long stop() waits for notify scripts (STOP ones included) and SMTP alerts still running."""
 _LEVELS = {"debug": "debug", "info": "info", "notice": "notice", "warning": "warning", "error": "error"}
-
-
-def vs_key(vs: m.VirtualServer) -> str:
-    """keepalived's name of a virtual server (FMT_VS), the identity every face uses."""
-    if vs.group is not None:
-        return f"[{vs.group}]:{vs.port or 0}"
-    if vs.fwmark is not None:
-        return f"FWM {vs.fwmark}"
-    return format_trio(str(vs.address), vs.protocol.lower(), vs.port or 0)
-
-
-def rs_key(vs: m.VirtualServer, address: m.IPAddress, port: int | None) -> str:
-    protocol = "none" if vs.fwmark is not None else vs.protocol.lower()
-    return format_trio(str(address), protocol, port or 0)
 
 
 @dataclass
@@ -81,8 +90,10 @@ class Director:
     """Implements engine.director_api.DirectorCore over VrrpService, CheckService and IpvsSync."""
 
     def __init__(self, config: m.Config, *, backend: Backend, bus: EventBus, dry_run: bool = False,
-                 run_checks: bool = True) -> None:
+                 run_checks: bool = True, check_concurrency: int | None = None) -> None:
         self.config = config
+        self.check_concurrency = check_concurrency
+        """Health checks in flight at most (None: from the open-file limit, see check.service)."""
         self.backend = backend
         self.bus = bus
         self.dry_run = dry_run
@@ -100,7 +111,29 @@ class Director:
         self._tasks: list[asyncio.Task[None]] = []
         self._apply_lock = asyncio.Lock()
         self._unlisten: list[object] = []
+        self._check_listeners: list[Callable[[CheckRecord], None]] = []
         self.notifier = Notifier(config, bus)
+        self._script_log = ScriptRunLog()
+        # Real servers a reload removed, kept at weight 0 until their connections end (engine/retire.py).
+        self.retiring: RetirePlanner[RsId, RetiringServer] = RetirePlanner()
+        self._retire_wake = asyncio.Event()
+        self.loop_lag = LoopLagMonitor(self._lag_margins, self._on_lag_notice)
+
+    def add_check_listener(self, listener: Callable[[CheckRecord], None]) -> None:
+        """Call ``listener`` with every completed check, across reloads (on the loop; keep it cheap).
+
+        Not a bus event: thousands of checks a second would flood the bus history and every face's queue."""
+        self._check_listeners.append(listener)
+        if self.checks is not None:
+            self.checks.add_record_listener(listener)
+
+    def _check_service(self, config: m.Config) -> CheckService:
+        service = CheckService(config, self._on_check_actions, max_concurrency=self.check_concurrency,
+                               setup=build_checks(config, report_scripts=self._on_script_run))
+        for listener in self._check_listeners:
+            service.add_record_listener(listener)
+        service.add_stall_listener(self._on_check_stall)
+        return service
 
     # ------------------------------------------------------------------------------ life cycle
 
@@ -108,20 +141,25 @@ class Director:
         cfg = self.config
         self.ipvs = IpvsSync.from_globals(self.backend, cfg.global_defs, on_event=self._on_ipvs_event)
         if self.run_checks:
-            self.checks = CheckService(cfg, self._on_check_actions)
+            self.checks = self._check_service(cfg)
             await self.checks.start()
-        await self.ipvs.start(self.desired_table())
-        self.vrrp = VrrpService(cfg, dry_run=self.dry_run)
+        table = self.desired_table()
+        await self.ipvs.start(table)
+        self._table = table  # what a first reload drains from, even before any check result
+        self.vrrp = VrrpService(cfg, dry_run=self.dry_run, report_scripts=self._on_script_run)
         self.vrrp.add_listener(self._on_vrrp_event)
         await self.vrrp.start()
         self._tasks = [
             asyncio.create_task(self._table_loop(), name="lvsconsole-table"),
             asyncio.create_task(self._stats_loop(), name="lvsconsole-stats"),
+            asyncio.create_task(self._retire_loop(), name="lvsconsole-retire"),
         ]
+        self.loop_lag.start()
         self.bus.publish(LogLine(message=f"Director started with {len(cfg.instances)} VRRP instance(s), "
                                          f"{len(cfg.virtual_servers)} virtual server(s)", source="engine"))
 
     async def stop(self) -> None:
+        await self.loop_lag.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -175,6 +213,7 @@ class Director:
                     if sorry_weight is not None:
                         dests.append(sorry_server_dest(vs, service.key, sorry_weight))
                 entries.append((service, dests))
+        add_retiring(entries, (retirement.subject for retirement in self.retiring))
         return Table(entries)
 
     def _mark_dirty(self) -> None:
@@ -197,6 +236,56 @@ class Director:
             self.bus.publish(TableChanged(ops=tuple(texts), cause=cause))
         return texts
 
+    # ------------------------------------------------------------------------------ draining removed servers
+
+    async def _retire_loop(self) -> None:
+        """While removed servers drain: sample their counters every SAMPLE_INTERVAL, delete the finished ones."""
+        while True:
+            wake_at = self.retiring.next_review(time.monotonic())
+            self._retire_wake.clear()
+            if wake_at is None:
+                await self._retire_wake.wait()
+                continue
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._retire_wake.wait(), max(0.0, wake_at - time.monotonic()))
+            await self._review_retirements()
+
+    async def _review_retirements(self) -> None:
+        if not len(self.retiring):
+            return
+        try:
+            self._stats = await self.backend.read_stats()
+        except OSError as exc:
+            self.bus.publish(EngineWarning(message=f"cannot read IPVS statistics: {exc}", code="stats"))
+            return
+        active = {r.key: r.subject.active(self._stats) for r in self.retiring}
+        removals = self.retiring.review(active, time.monotonic())
+        if removals:
+            for removal in removals:
+                self.bus.publish(_retired_event(removal))
+            await self._sync_table("drained")
+
+    def _begin_retirements(self, old: m.Config, old_table: Table, stats: Stats) -> list[RsId]:
+        """Drain the live real servers ``old`` had and the running config has not; returns those now draining."""
+        survivors = configured_servers(self.config)
+        for rid in [r.key for r in self.retiring if r.key in survivors]:
+            self.retiring.keep(rid)
+            self.bus.publish(LogLine(message=f"Service {rid.rs} back in VS {rid.vs} while draining: kept",
+                                     source="ipvs"))
+        timeout = self.config.global_defs.drain_timeout
+        begun = []
+        now = time.monotonic()
+        for server in removed_servers(old, old_table, survivors):
+            if server.rid in self.retiring:
+                continue
+            active = server.active(stats)
+            if self.retiring.begin(server.rid, server, active, now, timeout) is not None:
+                begun.append(server.rid)
+                self.bus.publish(RealServerRetiring(vs=server.rid.vs, rs=server.rid.rs, active=active,
+                                                    timeout=timeout))
+        self._retire_wake.set()
+        return begun
+
     async def _stats_loop(self) -> None:
         while True:
             try:
@@ -206,6 +295,15 @@ class Director:
             await asyncio.sleep(STATS_INTERVAL)
 
     # ------------------------------------------------------------------------------ events in
+
+    def _on_check_stall(self, notice: StallNotice[CheckerRef]) -> None:
+        ref = notice.key
+        kind = self.checks.checker_kind(ref) if self.checks is not None else ""
+        if notice.stalled:
+            self.bus.publish(CheckStalled(vs=ref.rs.vs, rs=ref.rs.rs, checker=kind, silent_for=notice.silent_for,
+                                          limit=notice.limit, running=notice.running))
+        else:
+            self.bus.publish(CheckResumed(vs=ref.rs.vs, rs=ref.rs.rs, checker=kind, silent_for=notice.silent_for))
 
     def _on_check_actions(self, actions: Sequence[CheckAction]) -> None:
         changed = False
@@ -225,11 +323,21 @@ class Director:
         if changed:
             self._mark_dirty()
 
+    def _on_script_run(self, run: ScriptRun) -> None:
+        """A vrrp_script or MISC_CHECK ran (or was refused): its exit, duration and output go to the log."""
+        self.bus.publish(self._script_log.event(run))
+
     def _on_vrrp_event(self, event: VrrpEvent) -> None:
         if isinstance(event, InstanceStateChanged):
             self.bus.publish(VrrpTransition(instance=event.instance, old=event.old.name, new=event.new.name,
                                             reason=event.reason, priority=event.priority))
             self._follow_sync_daemon(event.instance, event.new)
+        elif isinstance(event, SplitBrainStarted):
+            self.bus.publish(SplitBrain(instance=event.instance, peer=str(event.peer),
+                                        peer_priority=event.peer_priority, vrid=event.vrid))
+        elif isinstance(event, SplitBrainEnded):
+            self.bus.publish(SplitBrainResolved(instance=event.instance, peer=str(event.peer), won=event.won,
+                                                winner=None if event.winner is None else str(event.winner)))
         else:
             self.bus.publish(LogLine(message=event.message, source="vrrp"))
         self.notifier.on_vrrp_event(event)  # notify scripts and SMTP alerts, never blocking
@@ -244,6 +352,22 @@ class Director:
         params = SyncDaemonParams.from_config(daemon)
         task = asyncio.get_running_loop().create_task(self.ipvs.set_sync_role(role, params))
         task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+    def _lag_margins(self) -> list[Margin]:
+        """Half the Skew_Time of every instance whose timers run (BACKUP: Master_Down; MASTER: adverts)."""
+        if self.vrrp is None:
+            return []
+        return [Margin(name, runtime.machine.skew_time) for name, runtime in self.vrrp.instances.items()
+                if runtime.machine.state in (State.BACKUP, State.MASTER)]
+
+    def _on_lag_notice(self, notice: Notice) -> None:
+        if isinstance(notice, LagExceeded):
+            event = LoopLagWarning(instance=notice.instance, lag_ms=notice.lag * 1000, limit_ms=notice.limit * 1000,
+                                   skew_ms=notice.skew_time * 1000)
+        else:
+            event = LoopLagWarning(instance=notice.instance, lag_ms=notice.worst * 1000,
+                                   limit_ms=notice.limit * 1000, recovered=True, lasted=notice.lasted)
+        self.bus.publish(event)
 
     def _on_ipvs_event(self, event: SyncEvent) -> None:
         if event.kind == "drift":
@@ -264,25 +388,52 @@ class Director:
                     master=snap.master_address, since=now - snap.in_state_for,
                     runtime_priority=self.runtime_priority.get(snap.name), sync_group=snap.sync_group,
                     vips=snap.vips, counters=dict(snap.counters),
+                    split_brain=", ".join(snap.split_brain) or None,
+                    peers=tuple(p.as_json() for p in snap.peer_status), election=self.vrrp.explain(snap.name),
                 ))
         views = [self._vs_view(item.vs, item.services) for item in virtual_services(self.config)]
+        if len(self.retiring):
+            views = self._with_retiring(views, now)
         stats = {
             "uptime": now - self.started_at,
             "ipvs_in_sync": self.ipvs.in_sync if self.ipvs is not None else False,
             "dry_run": self.dry_run,
+            **self.loop_lag.stats(),
         }
         if self.checks is not None:
             cs = self.checks.snapshot()
             stats.update(checks=cs.checks, checks_in_flight=cs.in_flight, check_lateness_p99=cs.lateness_p99)
         return DirectorSnapshot(now, tuple(instances), tuple(views), stats)
 
+    def _with_retiring(self, views: list[VirtualServerView], now: float) -> list[VirtualServerView]:
+        """``views`` plus the draining servers a reload removed, under their VS (kept in the list if it went too)."""
+        clock_offset = now - time.monotonic()
+        extra: dict[str, list[RealServerView]] = {}
+        removed_vs: dict[str, RetiringServer] = {}
+        for retirement in self.retiring:
+            server = retirement.subject
+            view = server_view(server, retirement.deadline + clock_offset, self._table, self._stats)
+            extra.setdefault(server.rid.vs, []).append(view)
+            removed_vs.setdefault(server.rid.vs, server)
+        out = []
+        for vs_view in views:
+            added = extra.pop(vs_view.key, None)
+            out.append(vs_view if added is None else
+                       dataclasses.replace(vs_view, real_servers=vs_view.real_servers + tuple(added)))
+        for key, rs_views in extra.items():
+            first = removed_vs[key]
+            out.append(removed_vs_view(first.vs, first.services, rs_views, self._stats))
+        return out
+
     def _vs_view(self, vs: m.VirtualServer, services: tuple[Service, ...]) -> VirtualServerView:
         key = vs_key(vs)
         policy = self.checks.policy if self.checks is not None else None
         rs_views = []
         cps = bps = 0
+        vs_traffic: list[Counters] = []
         for service in services:
             counters = self._stats.service(service.key)
+            vs_traffic.append(counters)
             cps += counters.cps
             bps += counters.inbps + counters.outbps
         first = services[0] if services else None
@@ -309,10 +460,12 @@ class Director:
             else:
                 health = "up"
             active = inactive = persist = rs_cps = rs_bps = 0
+            rs_traffic: list[Counters] = []
             for service in services:
                 if dest is None:
                     break
                 dc = self._stats.dest(service.key, dest.key)
+                rs_traffic.append(dc)
                 active += dc.activeconns
                 inactive += dc.inactconns
                 persist += dc.persistconns
@@ -324,6 +477,8 @@ class Director:
                 weight=None if dest is None else dest.weight, config_weight=rs.weight, health=health,  # type: ignore[arg-type]
                 active_conns=active, inactive_conns=inactive, persist_conns=persist, cps=rs_cps, bps=rs_bps,
                 drained=override.drain, disabled=override.disabled, weight_override=override.weight,
+                traffic=_summed(rs_traffic),
+                check_stalled=self.checks is not None and self.checks.check_stalled(PolicyRef(key, rkey)),
             ))
         quorum_up = True
         if policy is not None:
@@ -334,7 +489,7 @@ class Director:
         return VirtualServerView(
             key=key, address=vs.address, port=vs.port, protocol=vs.protocol, fwmark=vs.fwmark, group=vs.group,
             scheduler=vs.lvs_sched, persistence_timeout=vs.persistence_timeout, quorum_up=quorum_up,
-            real_servers=tuple(rs_views), cps=cps, bps=bps,
+            real_servers=tuple(rs_views), cps=cps, bps=bps, traffic=_summed(vs_traffic),
         )
 
     async def set_override(self, targets: Sequence[RsId], change: OverrideChange) -> Sequence[str]:
@@ -357,27 +512,35 @@ class Director:
 
     async def apply_config(self, config: m.Config, plan: ReloadPlan) -> Sequence[str]:
         old = self.config
+        old_table = self._table
         self.config = config
         self.notifier.config = config
+        begun: list[RsId] = []
         try:
             if self.vrrp is not None:
                 await self.vrrp.reload(config)
             if self.checks is not None and _checks_changed(plan):
                 # Unchanged real servers keep their check state and schedule; only what changed restarts.
-                replacement = CheckService(config, self._on_check_actions)
+                replacement = self._check_service(config)
                 replacement.policy.adopt(self.checks.policy)
                 await self.checks.stop(shutdown=False)
                 self.checks = replacement
                 await replacement.start()
             # Overrides of real servers that no longer exist are dropped with them.
-            known = {RsId(vs_key(vs), rs_key(vs, rs.address, rs.port if vs.fwmark is None else None))
-                     for vs in config.virtual_servers for rs in vs.real_servers}
+            known = configured_servers(config)
             for rid in [r for r in self.overrides if r not in known]:
                 del self.overrides[rid]
+            # Removed servers still carrying connections drain at weight 0 first: counters read now, not the
+            # last sample, so a connection opened this second is not cut.
+            with contextlib.suppress(OSError):
+                self._stats = await self.backend.read_stats()
+            begun = self._begin_retirements(old, old_table, self._stats)
             return await self._sync_table("reload")
         except Exception as exc:
             self.config = old
             self.notifier.config = old
+            for rid in begun:
+                self.retiring.keep(rid)
             raise DirectorError(f"could not apply the new configuration: {exc}") from exc
 
     async def set_priority(self, instance: str, priority: int | None) -> str:
@@ -400,6 +563,23 @@ class Director:
             return self.vrrp.failover(instance)
         except ValueError as exc:
             raise DirectorError(str(exc)) from exc
+
+
+_COUNTER_FIELDS = tuple(f.name for f in dataclasses.fields(Counters))
+
+
+def _summed(parts: Sequence[Counters]) -> Counters:
+    """One virtual server may be several IPVS services (a group, a dual-stack fwmark): add them up."""
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return ZERO_COUNTERS
+    return Counters(**{name: sum(getattr(p, name) for p in parts) for name in _COUNTER_FIELDS})
+
+
+def _retired_event(removal: Removal[RsId, RetiringServer]) -> RealServerRetired:
+    return RealServerRetired(vs=removal.key.vs, rs=removal.key.rs, reason=removal.reason, active=removal.active,
+                             drained_for=removal.drained_for)
 
 
 def _checks_changed(plan: ReloadPlan) -> bool:

@@ -15,7 +15,14 @@ sampling, VRRP state), so ``show`` never waits on I/O. Their ``as_json`` is the 
                        "config_weight": 3, "health": "up|down|draining|disabled|inhibited",
                        "active_conns": 0, "inactive_conns": 0, "persist_conns": 0, "cps": 0, "bps": 0,
                        "key": "[192.168.2.187]:tcp:80",
-                       "overrides": {"drain": false, "disabled": false, "weight": null}}, …]}
+                       "overrides": {"drain": false, "disabled": false, "weight": null},
+                       "traffic": {IPVS counters, as for the virtual server},
+                       "drain_deadline": null | EPOCH (a reload removed it: draining, deleted by then),
+                       "check_stalled": false (a health check produced no result for 3 intervals)}, …],
+     "traffic": {"conns", "inpkts", "outpkts", "inbytes", "outbytes" (cumulative),
+                 "cps", "inpps", "outpps", "inbps", "outbps" (rates)}}
+
+The complete JSON Schema of every ``show`` is in ``engine/json_schema.py``.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 from lvsconsole.config import model as m
 from lvsconsole.config.diff import ReloadPlan
 from lvsconsole.engine.refs import IPAddress, endpoint_text, vs_label
+from lvsconsole.ipvs.backend import ZERO_COUNTERS, Counters
+from lvsconsole.vrrp.explain import Explanation
 
 Health: TypeAlias = Literal["up", "down", "draining", "disabled", "inhibited"]
 Forward: TypeAlias = Literal["NAT", "DR", "TUN"]
@@ -37,6 +46,13 @@ class DirectorError(Exception):
 
 
 # ---------------------------------------------------------------------------------------------- views
+
+
+def traffic_json(c: Counters) -> dict[str, int]:
+    # explicit rather than dataclasses.asdict: this runs for every real server of every `show vs`
+    return {"conns": c.conns, "inpkts": c.inpkts, "outpkts": c.outpkts, "inbytes": c.inbytes,
+            "outbytes": c.outbytes, "cps": c.cps, "inpps": c.inpps, "outpps": c.outpps, "inbps": c.inbps,
+            "outbps": c.outbps}
 
 
 @dataclass(frozen=True)
@@ -58,6 +74,13 @@ class RealServerView:
     drained: bool = False
     disabled: bool = False
     weight_override: int | None = None
+    traffic: Counters = ZERO_COUNTERS
+    """IPVS counters (cumulative conns/packets/bytes) and rates of this dest, summed over the VS's services."""
+    drain_deadline: float | None = None
+    """Set when a reload removed this server and it drains (health "draining", weight 0): the wall-clock
+    time it is deleted at the latest (drain_timeout); it goes earlier when its active connections end."""
+    check_stalled: bool = False
+    """One of its health checks has produced no result for 3 of its intervals: its health is stale."""
 
     @property
     def label(self) -> str:
@@ -70,6 +93,9 @@ class RealServerView:
             "inactive_conns": self.inactive_conns, "persist_conns": self.persist_conns, "cps": self.cps,
             "bps": self.bps, "key": self.key,
             "overrides": {"drain": self.drained, "disabled": self.disabled, "weight": self.weight_override},
+            "traffic": traffic_json(self.traffic),
+            "drain_deadline": self.drain_deadline,
+            "check_stalled": self.check_stalled,
         }
 
 
@@ -88,6 +114,8 @@ class VirtualServerView:
     real_servers: tuple[RealServerView, ...] = ()
     cps: int = 0
     bps: int = 0
+    traffic: Counters = ZERO_COUNTERS
+    """IPVS counters and rates of the virtual server (summed over its services, e.g. a group's)."""
 
     @property
     def label(self) -> str:
@@ -108,7 +136,8 @@ class VirtualServerView:
             "protocol": self.protocol, "fwmark": self.fwmark, "group": self.group, "key": self.key,
             "scheduler": self.scheduler, "persistence_timeout": self.persistence_timeout,
             "quorum_up": self.quorum_up, "active_conns": self.active_conns, "inactive_conns": self.inactive_conns,
-            "cps": self.cps, "bps": self.bps, "real_servers": [rs.as_json() for rs in self.real_servers],
+            "cps": self.cps, "bps": self.bps, "traffic": traffic_json(self.traffic),
+            "real_servers": [rs.as_json() for rs in self.real_servers],
         }
 
 
@@ -133,6 +162,12 @@ class VrrpInstanceView:
     sync_group: str | None = None
     vips: tuple[str, ...] = ()
     counters: dict[str, int] = field(default_factory=dict)
+    split_brain: str | None = None
+    """The other MASTER(s) heard while this one is MASTER (comma-separated), until the split brain resolves."""
+    peers: tuple[dict[str, Any], ...] = ()
+    """Unicast peers: {"address", "last_seen" (seconds ago, null: never heard), "last_error" (last send failure)}."""
+    election: Explanation | None = field(default=None, compare=False)
+    """Who is master, who would win an election now and why (``show vrrp explain``); None if unknown."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -140,6 +175,7 @@ class VrrpInstanceView:
             "runtime_priority": self.runtime_priority, "vrid": self.vrid, "interface": self.interface,
             "advert_int": self.advert_int, "master": self.master, "since": self.since,
             "sync_group": self.sync_group, "vips": list(self.vips), "counters": dict(self.counters),
+            "split_brain": self.split_brain, "peers": [dict(p) for p in self.peers],
         }
 
 

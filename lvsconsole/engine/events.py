@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeAlias
 
+from lvsconsole.check.stall import stall_text
 from lvsconsole.config.diagnostics import Diagnostic
 from lvsconsole.config.diff import ReloadPlan
 
@@ -96,6 +97,52 @@ class VrrpAdvertStats(Event):
         return f"({self.instance}) {self.state} priority {self.priority}: {sent} adverts sent, {rcvd} received"
 
 
+@dataclass(frozen=True, kw_only=True)
+class SplitBrain(Event):
+    """A MASTER heard another MASTER of its VRID that it wins against; it re-sent its gratuitous ARPs."""
+
+    instance: str
+    peer: str
+    peer_priority: int
+    vrid: int | None = None
+
+    KIND: ClassVar[str] = "SplitBrain"
+
+    @property
+    def severity(self) -> Severity:
+        return "error"
+
+    def text(self) -> str:
+        vrid = "" if self.vrid is None else f" on VRID {self.vrid}"
+        return (f"({self.instance}) split brain: another MASTER {self.peer} (priority {self.peer_priority}){vrid}; "
+                "sending gratuitous ARPs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SplitBrainResolved(Event):
+    """The split brain with ``peer`` is over. ``winner``: the master now (our address when ``won``); None
+    when the instance left MASTER for a fault, a stop or a failover."""
+
+    instance: str
+    peer: str
+    winner: str | None = None
+    won: bool = False
+
+    KIND: ClassVar[str] = "SplitBrainResolved"
+
+    @property
+    def severity(self) -> Severity:
+        return "notice"
+
+    def text(self) -> str:
+        head = f"({self.instance}) split brain with {self.peer} resolved"
+        if self.won:
+            return f"{head}: it went quiet, this node stays MASTER"
+        if self.winner is not None:
+            return f"{head}: {self.winner} won the election"
+        return f"({self.instance}) split brain with {self.peer} ended: this node left MASTER"
+
+
 # ---------------------------------------------------------------------------------------------- checks
 
 
@@ -122,6 +169,49 @@ class CheckResult(Event):
             return self.detail
         verdict = "succeeded" if self.ok else f"failed ({self.reason})" if self.reason else "failed"
         return f"{self.checker} on service {self.rs} {verdict}."
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckStalled(Event):
+    """A checker produced no result for ``limit`` seconds (3 of its intervals, each delay_loop — or
+    delay_before_retry while retrying — plus its timeout): the checker engine, not the server, is stuck."""
+
+    vs: str
+    rs: str
+    checker: str
+    """The config block: TCP_CHECK, HTTP_GET, MISC_CHECK, …"""
+    silent_for: float
+    limit: float
+    running: bool = False
+    """A check was in flight (rather than waiting for a free slot or a starved loop)."""
+
+    KIND: ClassVar[str] = "CheckStalled"
+
+    @property
+    def severity(self) -> Severity:
+        return "warning"
+
+    def text(self) -> str:
+        return stall_text(self.checker, self.rs, self.vs, self.silent_for, stalled=True, running=self.running)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckResumed(Event):
+    """A stalled checker produced a result again, ``silent_for`` seconds after its previous one."""
+
+    vs: str
+    rs: str
+    checker: str
+    silent_for: float
+
+    KIND: ClassVar[str] = "CheckResumed"
+
+    @property
+    def severity(self) -> Severity:
+        return "notice"
+
+    def text(self) -> str:
+        return stall_text(self.checker, self.rs, self.vs, self.silent_for, stalled=False)
 
 
 RsHealth: TypeAlias = Literal["up", "down", "draining", "disabled", "inhibited"]
@@ -151,6 +241,50 @@ class RealServerStateChanged(Event):
             return f"Removing service {self.rs} from VS {self.vs}"
         weight = "" if self.weight is None else f" (weight {self.weight})"
         return f"Service {self.rs} in VS {self.vs}: {self.old} -> {self.new}{weight}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealServerRetiring(Event):
+    """A reload removed a real server that still carries connections: it drains at weight 0 first."""
+
+    vs: str
+    rs: str
+    active: int
+    timeout: float
+    """drain_timeout: the longest it waits before the dest is deleted anyway."""
+
+    KIND: ClassVar[str] = "RealServerRetiring"
+
+    @property
+    def severity(self) -> Severity:
+        return "notice"
+
+    def text(self) -> str:
+        return f"Draining service {self.rs} from VS {self.vs} before removal ({self.active} active)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RealServerRetired(Event):
+    """A draining real server was deleted: its connections finished, or drain_timeout expired (``timeout``)."""
+
+    vs: str
+    rs: str
+    reason: str
+    """"drained" or "timeout"."""
+    active: int = 0
+    drained_for: float = 0.0
+
+    KIND: ClassVar[str] = "RealServerRetired"
+
+    @property
+    def severity(self) -> Severity:
+        return "warning" if self.reason == "timeout" else "notice"
+
+    def text(self) -> str:
+        line = f"Removing drained service {self.rs} from VS {self.vs}"
+        if self.reason == "timeout":
+            return f"{line}: drain_timeout expired after {self.drained_for:.0f}s with {self.active} active"
+        return f"{line} after {self.drained_for:.1f}s"
 
 
 # ---------------------------------------------------------------------------------------------- IPVS
@@ -295,6 +429,57 @@ class LogLine(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ScriptRan(Event):
+    """One run of a notify script, a vrrp_script (``track``) or a MISC_CHECK (``misc``), or its refusal.
+
+    ``refused`` is the refusal code (lvsconsole.scripts.vet) and ``error`` the reason; ``stdout`` and
+    ``stderr`` hold the first lines of each; ``changed`` says the verdict differs from the previous run.
+    Periodic runs that keep succeeding are debug, so the health log does not fill with them.
+    """
+
+    script_kind: str
+    name: str
+    argv: tuple[str, ...]
+    ok: bool
+    exit_status: int | None = None
+    signal: int | None = None
+    timed_out: bool = False
+    error: str = ""
+    refused: str = ""
+    duration: float = 0.0
+    stdout: tuple[str, ...] = ()
+    stderr: tuple[str, ...] = ()
+    changed: bool = False
+
+    KIND: ClassVar[str] = "ScriptRan"
+
+    @property
+    def severity(self) -> Severity:
+        if not self.ok or self.changed:
+            return "warning"
+        return "info" if self.script_kind == "notify" else "debug"
+
+    @property
+    def outcome(self) -> str:
+        if self.timed_out:
+            return "timed out" if self.signal is None else f"timed out (killed by signal {self.signal})"
+        if self.error:
+            return self.error
+        if self.signal is not None:
+            return f"killed by signal {self.signal}"
+        return f"exited with status {self.exit_status}"
+
+    def text(self) -> str:
+        label = {"track": f"VRRP_Script({self.name})", "misc": f"MISC_CHECK of {self.name} by"}.get(
+            self.script_kind, f"{self.name} script")
+        line = f"{label} {self.argv[0] if self.argv else '?'} {self.outcome}"
+        if not self.refused:
+            line += f" after {self.duration:.2f}s"
+        said = self.stderr[:1] or (self.stdout[:1] if not self.ok else ())
+        return f"{line}: {said[0]}" if said else line
+
+
+@dataclass(frozen=True, kw_only=True)
 class EngineWarning(Event):
     """Something the operator should look at (loop lag, a failed notify script, drift…). ``code`` is stable."""
 
@@ -309,6 +494,33 @@ class EngineWarning(Event):
 
     def text(self) -> str:
         return self.message
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoopLagWarning(Event):
+    """The event loop ran late by more than half the Skew_Time of ``instance`` (the thinnest timer margin),
+    or, with ``recovered``, stayed under that limit again for a while. One of each per episode."""
+
+    instance: str
+    lag_ms: float
+    limit_ms: float
+    skew_ms: float = 0.0
+    recovered: bool = False
+    lasted: float = 0.0
+    """Seconds from the first to the last sample over the limit (``recovered`` only)."""
+
+    KIND: ClassVar[str] = "LoopLagWarning"
+
+    @property
+    def severity(self) -> Severity:
+        return "notice" if self.recovered else "warning"
+
+    def text(self) -> str:
+        if self.recovered:
+            return (f"Event loop lag back under {self.limit_ms:.0f} ms for ({self.instance}) "
+                    f"(worst {self.lag_ms:.0f} ms over {self.lasted:.1f} s)")
+        return (f"Event loop lag {self.lag_ms:.0f} ms exceeds {self.limit_ms:.0f} ms, half the Skew_Time of "
+                f"({self.instance}): its VRRP timers risk a false failover (keepalived: 'A thread timer expired')")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -330,8 +542,11 @@ class Dropped(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.KIND: cls
     for cls in (
-        VrrpTransition, VrrpAdvertStats, CheckResult, RealServerStateChanged, TableChanged, ReloadStarted,
-        ReloadApplied, ReloadRefused, OperatorAction, LogLine, EngineWarning, Dropped,
+        VrrpTransition, VrrpAdvertStats, SplitBrain, SplitBrainResolved, CheckResult, CheckStalled, CheckResumed,
+        RealServerStateChanged,
+        RealServerRetiring,
+        RealServerRetired, TableChanged, ReloadStarted,
+        ReloadApplied, ReloadRefused, OperatorAction, LogLine, ScriptRan, EngineWarning, LoopLagWarning, Dropped,
     )
 }
 

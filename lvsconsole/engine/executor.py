@@ -29,6 +29,7 @@ from lvsconsole.engine.commands import (
     Result,
     Rollback,
     RsCommand,
+    ScriptTest,
     Show,
     Undrain,
     Validate,
@@ -59,7 +60,10 @@ from lvsconsole.engine.events import (
     ReloadStarted,
     event_to_json,
 )
+from lvsconsole.engine.keys import configured_servers
 from lvsconsole.engine.refs import RsRef, VsRef
+from lvsconsole.engine.retirees import planned_removals
+from lvsconsole.engine.scripts import misc_specs, run_json, run_specs, run_text, track_spec
 from lvsconsole.engine.store import ConfigRefused, ConfigStore, Proposal, StoreError
 
 MAX_WEIGHT = 2**31 - 1
@@ -115,6 +119,11 @@ class CommandExecutor:
         return results
 
     async def execute(self, command: Command, who: str) -> Result:
+        if isinstance(command, ScriptTest):  # reads nothing that changes, but runs a script: awaited, not locked
+            try:
+                return await self._script_test(command)
+            except CommandError as exc:
+                return Result.error(exc)
         if not command.MUTATES:
             return self._safe(lambda: self._read(command))
         if self._lock is None:
@@ -155,6 +164,7 @@ class CommandExecutor:
             virtual_servers=tuple(dict.fromkeys(vs.label for vs in snap.virtual_servers)),
             real_servers=tuple(rs_names),
             vips=tuple(vips),
+            scripts=tuple(s.name for s in self.store.running.config.vrrp_scripts),
         )
 
     # ------------------------------------------------------------------------------ reading
@@ -174,13 +184,39 @@ class CommandExecutor:
             return Result(True, help_text(command.words), {"help": help_text(command.words)})
         raise TypeError(f"unhandled command {type(command).__name__}")
 
+    async def _script_test(self, command: ScriptTest) -> Result:
+        """Run a vrrp_script or MISC_CHECK of the running config once, as the engine would; change nothing."""
+        config = self.store.running.config
+        if command.name is not None:
+            spec = track_spec(config, command.name.text)
+            if spec is None:
+                known = ", ".join(s.name for s in config.vrrp_scripts) or "none"
+                raise CommandError(f"no vrrp_script '{command.name}' with a script (known: {known})",
+                                   command.name.text, command.name.col)
+            specs = [spec]
+        else:
+            assert command.rs is not None
+            specs = misc_specs(config, command.rs, command.vs)
+            if not specs:
+                where = f" in virtual server {command.vs}" if command.vs is not None else ""
+                raise CommandError(f"no MISC_CHECK on real server {command.rs}{where}", str(command.rs),
+                                   command.rs.col)
+        runs = await run_specs(specs)
+        return Result(all(r.ok for r in runs), "\n".join(run_text(r) for r in runs),
+                      {"runs": [run_json(spec, r) for spec, r in zip(specs, runs, strict=True)]})
+
     def _diff(self) -> Result:
         plan = self.store.diff()
         errors = self.store.candidate.errors
         message = str(plan) if not plan.empty else "no changes (candidate = running)"
         if errors:
             message += f"\ncandidate has {len(errors)} error{'s' * (len(errors) != 1)}: {errors[0]}"
-        return Result(True, message, {"changes": plan.as_json(), "candidate_errors": _diag_json(errors)})
+        candidate = self.store.candidate.config
+        removals = planned_removals(self.core.snapshot().virtual_servers, candidate, configured_servers(candidate))
+        if removals:
+            message += "\n" + "\n".join(r.text() for r in removals)
+        return Result(True, message, {"changes": plan.as_json(), "candidate_errors": _diag_json(errors),
+                                      "removals": [r.as_json() for r in removals]})
 
     def _show(self, command: Show) -> Result:
         snap = self.core.snapshot()
@@ -192,6 +228,10 @@ class CommandExecutor:
                 if inst is None:
                     raise self._no_instance(snap, command.instance)
                 instances = (inst,)
+            if command.explain:
+                return Result(True, showtext.vrrp_explain(instances),
+                              [{"instance": i.name, **(i.election.as_json() if i.election is not None else {})}
+                               for i in instances])
             return Result(True, showtext.vrrp(instances, snap.time), [i.as_json() for i in instances])
         if topic == "vs":
             vss = self._virtual_servers(snap, command.vs)

@@ -15,11 +15,12 @@ On every state change of an instance or a sync group:
 At shutdown (:meth:`Notifier.notify_stop`) every instance, then every sync group, gets STOP, as
 keepalived's ``notify_shutdown``; STOP scripts get keepalived's 1 s before SIGTERM.
 
-Scripts run through :func:`lvsconsole.check.misc.run_script` (no shell, own process group, ``/`` as cwd,
-as the script's ``user [group]`` or global ``script_user``, bounded by a timeout), mails through
-:mod:`smtplib` in a worker thread: nothing ever blocks the event loop. As in keepalived, the order in
-which scripts run is not guaranteed (they run concurrently). Failures, timeouts and non-zero exits are
-published as :class:`EngineWarning` (``code`` ``"notify"`` or ``"smtp"``).
+Scripts are vetted and run through :func:`lvsconsole.scripts.report.run_vetted` (no shell, own process
+group, ``/`` as cwd, as the script's ``user [group]``, else global ``script_user``, else
+``keepalived_script``, bounded by a timeout), mails through :mod:`smtplib` in a worker thread: nothing
+ever blocks the event loop. As in keepalived, the order in which scripts run is not guaranteed (they run
+concurrently). Every script run, or refusal with its reason, is published as a ``ScriptRan`` event (a
+warning when it failed); SMTP failures as :class:`EngineWarning` (``code`` ``"smtp"``).
 """
 
 from __future__ import annotations
@@ -33,10 +34,13 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any, Literal
 
-from lvsconsole.check.misc import TERM_GRACE, RunAs, run_script
 from lvsconsole.config import model as m
 from lvsconsole.engine.bus import EventBus
 from lvsconsole.engine.events import EngineWarning, LogLine
+from lvsconsole.engine.scripts import script_ran
+from lvsconsole.scripts.report import run_vetted
+from lvsconsole.scripts.run import TERM_GRACE
+from lvsconsole.scripts.vet import configured_user
 from lvsconsole.vrrp.events import GroupStateChanged, InstanceStateChanged, VrrpEvent
 from lvsconsole.vrrp.machine import State
 
@@ -196,33 +200,13 @@ class Notifier:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _run_as(self, script: m.Script) -> RunAs | None:
-        if script.user:
-            return RunAs.lookup(script.user, script.group)
-        user = self.config.global_defs.script_user
-        if user:
-            return RunAs.lookup(user[0], user[1] if len(user) > 1 else None)
-        return None
-
     async def _run(self, script: m.Script, argv: Sequence[str], timeout: float, label: str) -> None:
-        def warn(text: str) -> None:
-            self.bus.publish(EngineWarning(message=f"{label} script {argv[0]}: {text}", code="notify"))
-
-        try:
-            run_as = self._run_as(script)
-        except KeyError as exc:
-            warn(f"{exc.args[0]}; not run")
-            return
+        g = self.config.global_defs
+        user, group = configured_user((script.user, script.group), g.script_user)
         self.bus.publish(LogLine(message=f"{label} executing {' '.join(argv)}", level="debug", source="notify"))
-        result = await run_script(argv, timeout=timeout, run_as=run_as, term_grace=self.term_grace)
-        if result.timed_out:
-            warn(f"timed out after {timeout:g} s")
-        elif result.error is not None:
-            warn(result.error)
-        elif result.signal is not None:
-            warn(f"killed by signal {result.signal}")
-        elif result.exit_status:
-            warn(f"exited with status {result.exit_status}")
+        ran = await run_vetted("notify", label, argv, user=user, group=group, security=g.enable_script_security,
+                               timeout=timeout, term_grace=self.term_grace)
+        self.bus.publish(script_ran(ran))
 
     # ------------------------------------------------------------------------------ SMTP
 

@@ -47,9 +47,33 @@ def vrrp(instances: Sequence[VrrpInstanceView], now: float) -> str:
     rows = []
     for i in instances:
         prio = str(i.priority) if i.priority == i.base_priority else f"{i.priority} (base {i.base_priority})"
-        rows.append((i.name, i.state, prio, i.vrid, i.interface or "-", i.master or "-",
+        state = i.state if i.split_brain is None else f"{i.state} SPLIT BRAIN vs {i.split_brain}"
+        rows.append((i.name, state, prio, i.vrid, i.interface or "-", i.master or "-",
                      "-" if i.since is None else duration(now - i.since), ",".join(i.vips) or "-"))
-    return table(("INSTANCE", "STATE", "PRIORITY", "VRID", "IF", "MASTER", "FOR", "VIPS"), rows)
+    text = table(("INSTANCE", "STATE", "PRIORITY", "VRID", "IF", "MASTER", "FOR", "VIPS"), rows)
+    peers = [(i.name, p) for i in instances for p in i.peers]
+    if peers:
+        text += "\n\n" + table(("INSTANCE", "UNICAST PEER", "LAST ADVERT", "SEND"), [
+            (name, p.get("address"), "never" if p.get("last_seen") is None else f"{p['last_seen']:.1f}s ago",
+             "ok" if p.get("last_error") is None else f"FAILS: {p['last_error']}") for name, p in peers])
+    return text
+
+
+def vrrp_explain(instances: Sequence[VrrpInstanceView]) -> str:
+    if not instances:
+        return "no vrrp_instance"
+    return "\n\n".join(i.election.text() if i.election is not None else f"({i.name}) no election details from "
+                         "this engine" for i in instances)
+
+
+def _rs_health(rs: RealServerView) -> str:
+    if rs.check_stalled:
+        # the health shown is stale: its checker has produced no result for 3 intervals
+        return f"{rs.health} (check stalled)"
+    if rs.drain_deadline is None:
+        return rs.health
+    # removed by a reload: say so, and when it goes at the latest
+    return f"draining, removed by {time.strftime('%H:%M:%S', time.localtime(rs.drain_deadline))}"
 
 
 def _rs_weight(rs: RealServerView) -> str:
@@ -68,7 +92,7 @@ def virtual_servers(vss: Sequence[VirtualServerView]) -> str:
         rows.append((f"{vs.label} {vs.scheduler}{persist}{quorum}", "", "", "", vs.active_conns, vs.inactive_conns,
                      vs.cps))
         for rs in vs.real_servers:
-            rows.append((f"  -> {rs.label}", rs.forward, _rs_weight(rs), rs.health, rs.active_conns,
+            rows.append((f"  -> {rs.label}", rs.forward, _rs_weight(rs), _rs_health(rs), rs.active_conns,
                          rs.inactive_conns, rs.cps))
     return table(("VIRTUAL SERVER / REAL SERVER", "FORWARD", "WEIGHT", "HEALTH", "ACTIVE", "INACTIVE", "CPS"), rows)
 
@@ -76,7 +100,7 @@ def virtual_servers(vss: Sequence[VirtualServerView]) -> str:
 def real_servers(pairs: Sequence[tuple[VirtualServerView, RealServerView]]) -> str:
     if not pairs:
         return "no real_server"
-    rows = [(rs.label, vs.label, rs.forward, _rs_weight(rs), rs.health, rs.active_conns, rs.inactive_conns,
+    rows = [(rs.label, vs.label, rs.forward, _rs_weight(rs), _rs_health(rs), rs.active_conns, rs.inactive_conns,
              rs.cps, rs.bps) for vs, rs in pairs]
     return table(("REAL SERVER", "VIRTUAL SERVER", "FORWARD", "WEIGHT", "HEALTH", "ACTIVE", "INACTIVE", "CPS",
                   "BPS"), rows)

@@ -418,7 +418,12 @@ async def amain(args: argparse.Namespace, *, sink: Sink | None = None, stdin: IO
 
     stdin = stdin or sys.stdin
     sink = sink or Sink()
+    metrics = getattr(args, "metrics", None)
     attach = args.attach or (args.file is None and await _live(args.socket))
+    if attach and metrics is not None:
+        print("lvsconsole shell: --metrics is for an embedded engine (-f FILE); an attached engine serves its own "
+              "(lvsconsole run --metrics)", file=sink.err)
+        return EXIT_UNREACHABLE
     async with contextlib.AsyncExitStack() as stack:
         link: EngineLink
         try:
@@ -430,7 +435,8 @@ async def amain(args: argparse.Namespace, *, sink: Sink | None = None, stdin: IO
             else:
                 path = args.file or DEFAULT_CONFIG
                 engine = await stack.enter_async_context(running_engine(
-                    path, dry_run=args.dry_run, socket_path=args.socket or None, config_id=args.config_id))
+                    path, dry_run=args.dry_run, socket_path=args.socket or None, config_id=args.config_id,
+                    metrics=metrics))
                 link = EmbeddedLink(engine, f"embedded engine for {path}" + (" (dry run)" if args.dry_run else ""))
         except ConfigReadError as exc:
             print(f"lvsconsole shell: {exc.filename or args.file}: cannot read: {exc.strerror or exc}", file=sink.err)

@@ -39,6 +39,7 @@ from lvsconsole.tui.palette import PROVIDERS, Action
 from lvsconsole.tui.screens.confirm import AskScreen, ConfirmScreen, weight_error
 from lvsconsole.tui.screens.diff import DiffScreen
 from lvsconsole.tui.screens.editor import EditorScreen
+from lvsconsole.tui.screens.explain import ExplainScreen
 from lvsconsole.tui.screens.help import HelpScreen
 from lvsconsole.tui.screens.output import OutputScreen
 from lvsconsole.tui.screens.quit import QuitScreen
@@ -385,6 +386,11 @@ class LvsConsoleApp(App[str]):
     @on(VrrpTable.Failover)
     def _failover(self, event: VrrpTable.Failover) -> None:
         self.failover(event.instance)
+
+    @on(VrrpTable.Explain)
+    def _explain(self, event: VrrpTable.Explain) -> None:
+        name = event.instance.name
+        self.push_screen(ExplainScreen(name, lambda: self.link.run(f"show vrrp explain {name}")))
 
     def failover(self, inst: VrrpInstanceView) -> None:
         body = (f"{inst.name} is {inst.state} (priority {inst.priority}). It sends priority 0 and stays BACKUP "

@@ -57,6 +57,7 @@ VS: list[Binding] = [
 
 VRRP: list[Binding] = [
     Binding("f", "failover", "Failover", id="vrrp.failover"),
+    Binding("enter", "explain", "Explain election", id="vrrp.explain"),
 ]
 
 LOG: list[Binding] = [

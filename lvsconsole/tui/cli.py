@@ -28,7 +28,10 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from lvsconsole.engine.listen import ListenAddress
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
 
@@ -40,6 +43,8 @@ def history_path() -> Path:
 
 def add_root_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the bare ``lvsconsole`` command (the console with an embedded engine)."""
+    from lvsconsole.engine.listen import add_metrics_argument
+
     parser.add_argument("-f", "--file", dest="tui_file", default=DEFAULT_CONFIG,
                         help=f"config file for the embedded engine (default {DEFAULT_CONFIG})")
     parser.add_argument("--dry-run", dest="tui_dry_run", action="store_true",
@@ -50,6 +55,7 @@ def add_root_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keymap", dest="tui_keymap", default=None,
                         help="default, vim, emacs or a TOML file (ids → keys)")
     parser.add_argument("-i", "--config-id", dest="tui_config_id", default=None, help="config id for @ID lines")
+    add_metrics_argument(parser, dest="tui_metrics")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -98,7 +104,7 @@ def run_embedded(args: argparse.Namespace) -> int:
     return asyncio.run(embedded(getattr(args, "tui_file", DEFAULT_CONFIG), dry_run=getattr(args, "tui_dry_run", False),
                                 socket_path=choose_socket(getattr(args, "tui_socket", None)),
                                 config_id=getattr(args, "tui_config_id", None), keymap=keymap[0],
-                                keymap_name=keymap[1]))
+                                keymap_name=keymap[1], metrics=getattr(args, "tui_metrics", None)))
 
 
 def run_attach(args: argparse.Namespace) -> int:
@@ -129,7 +135,8 @@ async def attached(socket_path: str, *, keymap: dict[str, str], keymap_name: str
 
 
 async def embedded(path: str, *, dry_run: bool, socket_path: str | None, config_id: str | None,
-                   keymap: dict[str, str], keymap_name: str, out: TextIO = sys.stderr) -> int:
+                   keymap: dict[str, str], keymap_name: str, out: TextIO = sys.stderr,
+                   metrics: ListenAddress | None = None) -> int:
     from lvsconsole.config.lexer import ConfigReadError
     from lvsconsole.engine.control import ControlSocketError
     from lvsconsole.engine.daemon import running_engine
@@ -138,7 +145,8 @@ async def embedded(path: str, *, dry_run: bool, socket_path: str | None, config_
     from lvsconsole.tui.link import EmbeddedLink
 
     try:
-        async with running_engine(path, dry_run=dry_run, socket_path=socket_path, config_id=config_id) as engine:
+        async with running_engine(path, dry_run=dry_run, socket_path=socket_path, config_id=config_id,
+                                  metrics=metrics) as engine:
             link = EmbeddedLink(engine, socket_path=socket_path, dry_run=dry_run, config_id=config_id)
             app = LvsConsoleApp(link, keymap=keymap, keymap_name=keymap_name, history_path=history_path())
             loop = asyncio.get_running_loop()

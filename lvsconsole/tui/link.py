@@ -68,6 +68,15 @@ class EngineInfo:
     mode: str
     connected: bool = True
     error: str = ""
+    loop_lag_ms: float | None = None
+    """The engine's event-loop lag now, and the limit beyond which a VRRP instance's timers are at risk."""
+    loop_lag_limit_ms: float | None = None
+
+
+def stat_number(stats: Mapping[str, Any], key: str) -> float | None:
+    """A numeric figure of ``show stats`` (None when absent, e.g. an older engine)."""
+    value = stats.get(key)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 @dataclass(frozen=True)
@@ -136,6 +145,7 @@ def rs_from_json(d: Mapping[str, Any]) -> RealServerView:
         inactive_conns=int(d.get("inactive_conns", 0)), persist_conns=int(d.get("persist_conns", 0)),
         cps=int(d.get("cps", 0)), bps=int(d.get("bps", 0)), drained=bool(overrides.get("drain", False)),
         disabled=bool(overrides.get("disabled", False)), weight_override=overrides.get("weight"),
+        check_stalled=bool(d.get("check_stalled", False)),
     )
 
 
@@ -157,6 +167,7 @@ def instance_from_json(d: Mapping[str, Any]) -> VrrpInstanceView:
         advert_int=float(d.get("advert_int", 1.0)), master=d.get("master"), since=d.get("since"),
         runtime_priority=d.get("runtime_priority"), sync_group=d.get("sync_group"),
         vips=tuple(d.get("vips", ())), counters=dict(d.get("counters") or {}),
+        peers=tuple(p for p in d.get("peers") or () if isinstance(p, dict)),
     )
 
 
@@ -258,7 +269,8 @@ class EmbeddedLink(EngineLink):
         mode = "embedded" + (", dry-run" if self.dry_run else "")
         return EngineInfo(router_id=router_id, host=self.host, uptime=uptime if isinstance(uptime, float) else None,
                           config_file=store.path, candidate_dirty=store.dirty, revision=store.running.number,
-                          mode=mode)
+                          mode=mode, loop_lag_ms=stat_number(self._snapshot.stats, "loop_lag_ms"),
+                          loop_lag_limit_ms=stat_number(self._snapshot.stats, "loop_lag_limit_ms"))
 
     async def run(self, command: str) -> Result:
         return await self.engine.executor.run(command, self.who)
@@ -393,6 +405,8 @@ class RemoteLink(EngineLink):
             uptime=float(uptime) if isinstance(uptime, int | float) else None,
             config_file=st.stats.get("config_file"), candidate_dirty=bool(st.stats.get("candidate_dirty")),
             revision=st.revision, mode=f"attached to {self.socket_path}", connected=not st.error, error=st.error,
+            loop_lag_ms=stat_number(st.stats, "loop_lag_ms"),
+            loop_lag_limit_ms=stat_number(st.stats, "loop_lag_limit_ms"),
         )
 
     async def run(self, command: str) -> Result:

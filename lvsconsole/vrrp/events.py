@@ -101,3 +101,38 @@ class GroupStateChanged(VrrpEvent):
     @property
     def message(self) -> str:
         return f"VRRP_Group({self.group}) Syncing instances to {self.new.name} state"
+
+
+@dataclass(frozen=True, slots=True)
+class SplitBrainStarted(VrrpEvent):
+    """As MASTER the instance heard another MASTER it wins against; it re-announced its VIPs at once."""
+
+    instance: str
+    vrid: int
+    peer: IPAddress
+    peer_priority: int
+
+    @property
+    def message(self) -> str:
+        return (f"({self.instance}) split brain: another MASTER {self.peer} (priority {self.peer_priority}) "
+                f"on VRID {self.vrid}; sending gratuitous ARPs")
+
+
+@dataclass(frozen=True, slots=True)
+class SplitBrainEnded(VrrpEvent):
+    """The split brain with ``peer`` is over: ``won`` (the peer went quiet, we stay MASTER), or we left MASTER
+    for ``winner`` (None: for a fault, a stop, an operator's failover or the sync group)."""
+
+    instance: str
+    peer: IPAddress
+    winner: IPAddress | None
+    won: bool
+
+    @property
+    def message(self) -> str:
+        head = f"({self.instance}) split brain with {self.peer} resolved"
+        if self.won:
+            return f"{head}: it went quiet, this node stays MASTER"
+        if self.winner is not None:
+            return f"{head}: {self.winner} won the election"
+        return f"({self.instance}) split brain with {self.peer} ended: this node left MASTER"

@@ -22,6 +22,8 @@ from lvsconsole.vrrp.events import (
     InstancePriorityChanged,
     InstanceStateChanged,
     PacketDropped,
+    SplitBrainEnded,
+    SplitBrainStarted,
     VrrpEvent,
 )
 from lvsconsole.vrrp.machine import (
@@ -31,6 +33,8 @@ from lvsconsole.vrrp.machine import (
     RemoveAddresses,
     SendAdvert,
     SendGratuitous,
+    SplitBrainDetected,
+    SplitBrainResolved,
     State,
     StateChanged,
     VrrpMachine,
@@ -209,6 +213,11 @@ class InstanceRuntime:
             elif isinstance(action, PriorityChanged):
                 self.prepare_adverts()
                 self._emit(InstancePriorityChanged(self.name, action.old, action.new, time=time.time()))
+            elif isinstance(action, SplitBrainDetected):
+                self._emit(SplitBrainStarted(self.name, self.spec.params.vrid, action.peer, action.priority,
+                                             time=time.time()))
+            elif isinstance(action, SplitBrainResolved):
+                self._emit(SplitBrainEnded(self.name, action.peer, action.winner, action.won, time=time.time()))
         self._reschedule()
 
     def _reschedule(self) -> None:

@@ -20,7 +20,7 @@ whatever monotonic clock the adapter uses. The machine logs with keepalived's wo
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from ipaddress import IPv6Address
 
@@ -38,6 +38,7 @@ from lvsconsole.vrrp.packet import (
     decode_ipv4_datagram,
     peek_vrid,
 )
+from lvsconsole.vrrp.splitbrain import Episode, SplitBrainWatch
 
 log = logging.getLogger("lvsconsole.vrrp")
 
@@ -82,7 +83,9 @@ class SendGratuitous:
     """Send ``count`` gratuitous ARPs / unsolicited NAs for each address, paced by the adapter.
 
     ``reason``: "master" (becoming master), "master_delay" (the burst garp_master_delay later),
-    "refresh" (garp_master_refresh), "lower_prio" and "lower_prio_delay" (after a lower-priority advert).
+    "refresh" (garp_master_refresh), "lower_prio" and "lower_prio_delay" (after a lower-priority advert),
+    "split_brain" and "split_brain_resolved" (another master heard; gone quiet again), "reload" (a reload
+    gave a MASTER new addresses).
     """
 
     addresses: tuple[IPAddress, ...]
@@ -119,6 +122,32 @@ class MasterRxLowerPri:
 
 
 @dataclass(frozen=True, slots=True)
+class SplitBrainDetected:
+    """As MASTER we heard another MASTER of our VRID that we win against: the two were partitioned.
+
+    Comes once per episode (see :mod:`lvsconsole.vrrp.splitbrain`), after the advert and the
+    gratuitous ARPs that make the peer yield and the neighbours re-learn the VIPs' MAC address.
+    """
+
+    peer: IPAddress
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class SplitBrainResolved:
+    """A split-brain episode with ``peer`` ended.
+
+    ``won``: the peer went quiet and we are still MASTER (``winner`` is our own address). Otherwise we
+    left MASTER: ``winner`` is the master that beat us, or None when we left for a fault, a stop, an
+    operator's failover or our sync group.
+    """
+
+    peer: IPAddress
+    winner: IPAddress | None
+    won: bool
+
+
+@dataclass(frozen=True, slots=True)
 class WantMaster:
     """A sync-group member's down timer expired: it wants MASTER but stays BACKUP until its group agrees.
 
@@ -137,6 +166,8 @@ Action = (
     | StateChanged
     | PriorityChanged
     | MasterRxLowerPri
+    | SplitBrainDetected
+    | SplitBrainResolved
     | WantMaster
 )
 
@@ -263,6 +294,7 @@ class VrrpMachine:
         self._last_advert_at: float | None = None
         self._wants_master = False
         self._hold = False  # after release(): do not preempt the master we handed over to
+        self._split_brain = SplitBrainWatch()
 
     # -- observation ------------------------------------------------------------------------------
 
@@ -332,11 +364,20 @@ class VrrpMachine:
         """While BACKUP with preempt_delay: when lower-priority adverts stop being honoured."""
         return self._preempt_time
 
+    @property
+    def split_brain_peers(self) -> tuple[IPAddress, ...]:
+        """Other masters heard while MASTER whose split-brain episode is still open (oldest first)."""
+        return self._split_brain.peers
+
+    @property
+    def split_brain_episodes(self) -> tuple[Episode, ...]:
+        return self._split_brain.episodes
+
     def next_timer(self) -> float | None:
         """Absolute time of the next deadline, or None when nothing is scheduled (INIT, FAULT)."""
         times = [self._deadline]
         if self._state is State.MASTER:
-            times += [self._garp_delay_at, self._garp_lower_prio_at]
+            times += [self._garp_delay_at, self._garp_lower_prio_at, self._split_brain.next_deadline()]
         pending = [t for t in times if t is not None]
         return min(pending) if pending else None
 
@@ -370,6 +411,7 @@ class VrrpMachine:
             actions.append(self._advert(PRIO_STOP))
             actions += self._release_addresses()
         actions.append(self._transition(State.INIT, "shutdown", now))
+        actions += self._end_split_brain(None, "shutdown")
         self._deadline = None
         return actions
 
@@ -390,6 +432,7 @@ class VrrpMachine:
             actions += self._release_addresses()
             self.counters.release_master += 1
         actions.append(self._transition(State.FAULT, reason, now))
+        actions += self._end_split_brain(None, reason)
         self._deadline = None
         return actions
 
@@ -440,6 +483,7 @@ class VrrpMachine:
             if self._garp_lower_prio_at is not None and now >= self._garp_lower_prio_at:
                 self._garp_lower_prio_at = None
                 actions += self._garp(self.params.garp_lower_prio_repeat, "lower_prio_delay")
+            actions += self._expire_split_brain(now)
         if self._deadline is None or now < self._deadline:
             return actions
         if self._state is State.BACKUP:
@@ -485,7 +529,22 @@ class VrrpMachine:
         self._deadline = now + self.master_down_interval
         self._takeover_reason = "master down timer expired"
         actions.append(self._transition(State.BACKUP, reason, now))
+        actions += self._end_split_brain(None, reason)
         return actions
+
+    # -- reload -------------------------------------------------------------------------------------
+
+    def set_addresses(self, addresses: tuple[IPAddress, ...]) -> list[Action]:
+        """A reload changed only the virtual addresses: state and timers stay, adverts carry the new list.
+
+        As MASTER: the addresses are configured (the ones already there stay) and announced, so that an
+        address moved here from another instance answers from its new owner at once. Removing the addresses
+        this instance no longer has is the caller's: another instance may have taken them over.
+        """
+        self.params = replace(self.params, addresses=addresses)
+        if self._state is not State.MASTER or not self._vipset:
+            return []
+        return [AddAddresses(addresses), *self._garp(self.params.garp_master_repeat, "reload")]
 
     # -- operator -----------------------------------------------------------------------------------
 
@@ -505,6 +564,7 @@ class VrrpMachine:
         self._deadline = now + self.master_down_interval
         self._takeover_reason = "master down timer expired"
         actions.append(self._transition(State.BACKUP, reason, now))
+        actions += self._end_split_brain(None, reason)
         self._hold = True
         return actions
 
@@ -651,13 +711,22 @@ class VrrpMachine:
         if prio < self._priority or (prio == self._priority and addr_cmp < 0):
             log.info("(%s) Received advert from %s with lower priority %d, ours %d%s", self.name, src, prio,
                      self._priority, "" if params.lower_prio_no_advert else ", forcing new election")
-            if not params.lower_prio_no_advert:
+            episode = self._split_brain_heard(advert, src, now)
+            if not params.lower_prio_no_advert or episode is not None:
+                # the advert goes first so that the peer drops the addresses before our gratuitous ARPs
                 actions.append(self._advert(self._priority))
                 self._deadline = now + self._adver_int
+            if episode is not None:
+                log.warning("(%s) split brain: another MASTER %s (priority %d) on VRID %d; sending gratuitous "
+                            "ARPs", self.name, src, prio, params.vrid)
+                actions += self._garp(max(params.garp_master_repeat, 1), "split_brain")
             if params.garp_lower_prio_repeat > 0:
-                actions += self._garp(params.garp_lower_prio_repeat, "lower_prio")
+                if episode is None:
+                    actions += self._garp(params.garp_lower_prio_repeat, "lower_prio")
                 if params.garp_lower_prio_delay > 0:
                     self._garp_lower_prio_at = now + params.garp_lower_prio_delay
+            if episode is not None:
+                actions.append(SplitBrainDetected(src, prio))
             actions.append(MasterRxLowerPri(src, prio))
             return actions
         if prio > self._priority or (prio == self._priority and addr_cmp > 0):
@@ -669,6 +738,11 @@ class VrrpMachine:
                 log.info("(%s) Master received advert from %s with same priority %d but higher IP address "
                          "than ours", self.name, src, prio)
                 reason = f"equal priority advert from higher address {src}"
+            if not any(isinstance(a, SendAdvert) for a in actions):
+                # Always on, unlike keepalived's higher_prio_send_advert: if we were the other side of a
+                # split brain, the winner may never hear from us otherwise (its advert reached us first),
+                # and only hearing us tells it to re-announce the VIPs we had taken.
+                actions.append(self._advert(self._priority))
             if params.version == 3:
                 self._master_adver_int = advert.interval_cs / 100
             self._master_address = src
@@ -679,6 +753,45 @@ class VrrpMachine:
             self._deadline = now + self.master_down_interval
             self._takeover_reason = "master down timer expired"
             actions.append(self._transition(State.BACKUP, reason, now))
+            actions += self._end_split_brain(src, reason)
+        return actions
+
+    # -- split brain -------------------------------------------------------------------------------
+
+    def _split_brain_heard(self, advert: Advert, src: IPAddress, now: float) -> Episode | None:
+        """Note a lower master's advert; returns the episode it opens, if it opens one.
+
+        Within one Master_Down_Interval of our takeover a lower master is the ordinary handover (its advert
+        crossed our first one, or it says it yielded), not a split brain: a peer can only become MASTER
+        behind our back after a Master_Down_Interval without our adverts, so by the time a partition heals
+        we have been MASTER at least that long.
+        """
+        if now - self._last_transition < self.master_down_interval:
+            return None
+        interval = max(self._adver_int, advert.interval_cs / 100)
+        return self._split_brain.heard(src, advert.priority, interval, now)
+
+    def _expire_split_brain(self, now: float) -> list[Action]:
+        ended = self._split_brain.expire(now)
+        if not ended:
+            return []
+        actions: list[Action] = []
+        for episode in ended:
+            log.info("(%s) split brain with %s resolved: no advert from it for %d intervals, we stay MASTER; "
+                     "sending gratuitous ARPs", self.name, episode.peer, self._split_brain.quiet_adverts)
+        # once more, in case one of the peer's own late announcements overtook ours
+        actions += self._garp(max(self.params.garp_master_repeat, 1), "split_brain_resolved")
+        actions += [SplitBrainResolved(e.peer, self.params.source, True) for e in ended]
+        return actions
+
+    def _end_split_brain(self, winner: IPAddress | None, reason: str) -> list[Action]:
+        actions: list[Action] = []
+        for episode in self._split_brain.end_all():
+            if winner is not None:
+                log.info("(%s) split brain with %s resolved: %s won the election", self.name, episode.peer, winner)
+            else:
+                log.info("(%s) split brain with %s ended: leaving MASTER (%s)", self.name, episode.peer, reason)
+            actions.append(SplitBrainResolved(episode.peer, winner, False))
         return actions
 
     # -- helpers -----------------------------------------------------------------------------------

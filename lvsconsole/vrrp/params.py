@@ -226,6 +226,11 @@ def instance_spec(config: m.Config, inst: m.VrrpInstance) -> InstanceSpec:
 
     vips = tuple(v for v in inst.virtual_ipaddress if v.address.version == family)
     peers = tuple(p.address for p in inst.unicast_peer if p.address.version == family)
+    if not peers and (inst.unicast_peer or inst.unicast_src_ip is not None or "unicast_peer" in inst.locs):
+        # keepalived falls back to multicast here, silently: a VIP then answers on a network that may hear
+        # nobody (or the wrong peers), so the instance does not run at all
+        raise ValueError(f"unicast is configured but there is no IPv{family} unicast peer; refusing to fall back "
+                         "to multicast")
     configured_source = inst.unicast_src_ip or inst.mcast_src_ip
     if configured_source is not None and configured_source.version != family:
         configured_source = None

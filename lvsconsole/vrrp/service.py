@@ -21,11 +21,13 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from lvsconsole.config import model as m
-from lvsconsole.vrrp.addresses import AddressManager, GratuitousSender, describe
+from lvsconsole.scripts.report import ScriptReporter
+from lvsconsole.vrrp.addresses import AddressManager, GratuitousSender, describe, vip_device
 from lvsconsole.vrrp.events import GroupStateChanged, TrackerChanged, VrrpEvent
+from lvsconsole.vrrp.explain import Explanation, PeerStatus, explain, inputs_from
 from lvsconsole.vrrp.instance import InstanceRuntime
 from lvsconsole.vrrp.machine import Action, State, VrrpMachine
 from lvsconsole.vrrp.params import InstanceSpec, instance_spec, interface_source, sync_group_of
@@ -61,26 +63,51 @@ class InstanceSnapshot:
     sync_group: str | None
     faults: tuple[str, ...]
     counters: dict[str, int] = field(default_factory=dict)
+    split_brain: tuple[str, ...] = ()
+    """Other masters heard while MASTER whose split-brain episode is still open."""
+    peer_status: tuple[PeerStatus, ...] = ()
+    """Each unicast peer: when it was last heard, and why the last send to it failed."""
 
     def as_json(self) -> dict[str, object]:
-        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+        out = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        out["peer_status"] = [p.as_json() for p in self.peer_status]
+        return out
 
 
-def _fingerprint(config: m.Config, spec: InstanceSpec) -> tuple[object, ...]:
-    """What must be equal across a reload for an instance to be left alone."""
+Fingerprint = tuple[tuple[object, ...], tuple[object, ...]]
+HeldAddress = tuple[str, m.IPInterface]
+
+
+def _fingerprint(config: m.Config, spec: InstanceSpec) -> Fingerprint:
+    """What must be equal across a reload for an instance to be left alone: (everything but its virtual
+    addresses, its virtual addresses). When only the addresses differ, the instance keeps running too."""
     inst = config.instance(spec.name)
+    if inst is not None:
+        inst = replace(inst, virtual_ipaddress=(), virtual_ipaddress_excluded=())
+    bare = replace(spec, vips=(), excluded=(), params=replace(spec.params, addresses=()))
     scripts = tuple(s for s in config.vrrp_scripts if any(t.kind == "script" and t.name == s.name
                                                          for t in spec.tracks))
     files = tuple(f for f in config.track_files if any(t.kind == "file" and t.name == f.name for t in spec.tracks))
-    return (inst, spec, scripts, files, sync_group_of(config, spec.name))
+    return (inst, bare, scripts, files, sync_group_of(config, spec.name)), (spec.vips, spec.excluded)
+
+
+def _held(spec: InstanceSpec) -> set[HeldAddress]:
+    return {(vip_device(v, spec.interface), v.address) for v in spec.all_vips}
+
+
+def _unheld(spec: InstanceSpec, vips: tuple[m.VirtualAddress, ...],
+            held: set[HeldAddress]) -> tuple[m.VirtualAddress, ...]:
+    return tuple(v for v in vips if (vip_device(v, spec.interface), v.address) not in held)
 
 
 class VrrpService:
-    def __init__(self, config: m.Config, *, dry_run: bool = False) -> None:
+    def __init__(self, config: m.Config, *, dry_run: bool = False,
+                 report_scripts: ScriptReporter | None = None) -> None:
+        """``report_scripts`` receives every vrrp_script run (exit, duration, output, or why it was refused)."""
         self.config = config
         self.dry_run = dry_run
         self._runtimes: dict[str, InstanceRuntime] = {}
-        self._fingerprints: dict[str, tuple[object, ...]] = {}
+        self._fingerprints: dict[str, Fingerprint] = {}
         self._tracking: dict[str, InstanceTracking] = {}
         self._groups: dict[str, SyncGroup] = {}
         self._group_states: dict[str, State] = {}
@@ -90,7 +117,9 @@ class VrrpService:
         self._addresses = AddressManager(dry_run=dry_run)
         self._garp = GratuitousSender(dry_run=dry_run)
         self._links = LinkMonitor(self._on_link)
-        self._scripts = ScriptRunner((), self._on_script, script_user=config.global_defs.script_user)
+        self._scripts = ScriptRunner((), self._on_script, script_user=config.global_defs.script_user,
+                                     script_security=config.global_defs.enable_script_security,
+                                     report=report_scripts)
         self._files = FileWatcher((), self._on_file)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
@@ -144,14 +173,30 @@ class VrrpService:
             queue.put_nowait(None)
 
     async def reload(self, config: m.Config) -> None:
-        """Apply a new config: unchanged instances keep their state; removed ones stop; others restart."""
+        """Apply a new config: unchanged instances keep their state; removed ones stop; others restart.
+
+        An instance whose only change is its virtual addresses keeps running as well: as MASTER it configures
+        and announces the ones it gained and removes the ones it lost. An address held through the reload by
+        an instance that stays MASTER is never removed, even by the instance it moved from: a VIP moved
+        between two masters stays configured throughout and is announced by its new owner.
+        """
         specs = {s.name: s for s in self._build_specs(config)}
-        keep = {name for name, spec in specs.items()
-                if name in self._runtimes and self._fingerprints.get(name) == _fingerprint(config, spec)}
-        for name in [n for n in self._runtimes if n not in keep]:
+        prints = {name: _fingerprint(config, spec) for name, spec in specs.items()}
+        running = {name: self._fingerprints[name] for name in specs
+                   if name in self._runtimes and name in self._fingerprints}
+        keep = {name for name, old in running.items() if old == prints[name]}
+        retarget = {name for name, old in running.items() if name not in keep and old[0] == prints[name][0]}
+        held: set[HeldAddress] = set()
+        for name in keep | retarget:
+            if self._runtimes[name].machine.state is State.MASTER:
+                held |= _held(specs[name])
+        for name in [n for n in self._runtimes if n not in keep and n not in retarget]:
             runtime = self._runtimes.pop(name)
             log.info("(%s) %s on reload", name, "removed" if name not in specs else "changed")
             runtime.after = None
+            spec = runtime.spec  # its shutdown leaves alone the addresses a master keeps
+            runtime.spec = replace(spec, vips=_unheld(spec, spec.vips, held),
+                                   excluded=_unheld(spec, spec.excluded, held))
             await runtime.shutdown()
             self._release(runtime)
             self._tracking.pop(name, None)
@@ -159,14 +204,32 @@ class VrrpService:
         self.config = config
         self._scripts.update(self._used_scripts(config))
         self._files.update(self._used_files(config))
-        fresh = [spec for name, spec in specs.items() if name not in keep]
+        for name in retarget:
+            self._retarget(self._runtimes[name], specs[name], prints[name], held)
+        fresh = [spec for name, spec in specs.items() if name not in keep and name not in retarget]
         for spec in fresh:
             await self._create(spec)
         self._rebuild_groups()
         for spec in fresh:
             if spec.name in self._runtimes:
                 self._runtimes[spec.name].start()
-        log.info("Reload finished: %d instance(s) kept, %d (re)started", len(keep), len(fresh))
+        log.info("Reload finished: %d instance(s) kept, %d with new addresses, %d (re)started", len(keep),
+                 len(retarget), len(fresh))
+
+    def _retarget(self, runtime: InstanceRuntime, spec: InstanceSpec, fingerprint: Fingerprint,
+                  held: set[HeldAddress]) -> None:
+        """Give a running instance its new virtual addresses, the only thing of it a reload changed."""
+        old = runtime.spec
+        was_master = runtime.machine.state is State.MASTER
+        runtime.spec = spec.with_source(old.params.source)
+        self._fingerprints[spec.name] = fingerprint
+        self._addresses.prepare(spec.all_vips, spec.interface)
+        self._garp.prepare(sorted({vip_device(v, spec.interface) for v in spec.all_vips}))
+        runtime.execute(runtime.machine.set_addresses(spec.params.addresses))  # gained ones added, announced
+        if was_master:
+            self._addresses.remove(_unheld(old, old.all_vips, held), old.interface)
+        log.info("(%s) virtual addresses changed on reload: %s", spec.name,
+                 ", ".join(describe(v) for v in spec.all_vips) or "none")
 
     # -- building ---------------------------------------------------------------------------------
 
@@ -448,8 +511,35 @@ class VrrpService:
                 faults=tuple(sorted(mach.faults)),
                 counters={**mach.counters.as_dict(), "garp_sent": runtime.garp_sent,
                           "tx_failed": runtime.tx_failed, "rx_filtered": runtime.rx_filtered},
+                split_brain=tuple(str(p) for p in mach.split_brain_peers),
+                peer_status=self._peer_status(runtime, now),
             ))
         return out
+
+    def _peer_status(self, runtime: InstanceRuntime, now: float) -> tuple[PeerStatus, ...]:
+        sock = runtime.socket
+        if not runtime.spec.unicast_peers:
+            return ()
+        heard = sock.heard(runtime.spec.params.vrid) if sock is not None else {}
+        out = []
+        for peer in runtime.spec.unicast_peers:
+            record = heard.get(peer)
+            out.append(PeerStatus(str(peer), None if record is None else max(0.0, now - record.at),
+                                  sock.send_error(peer) if sock is not None else None))
+        return tuple(out)
+
+    def explain(self, name: str) -> Explanation:
+        """Who is master of ``name``, who would win an election now and why (KeyError: no such instance)."""
+        runtime = self._runtimes[name]
+        now = self._loop.time() if self._loop is not None else time.monotonic()
+        tracking = self._tracking.get(name)
+        sock = runtime.socket
+        heard = {src: (h.at, h.priority) for src, h in sock.heard(runtime.spec.params.vrid).items()} \
+            if sock is not None else {}
+        return explain(inputs_from(
+            runtime.machine, now, base_priority=tracking.base_priority if tracking is not None else None,
+            contributions=tracking.contributions() if tracking is not None else (), heard=heard,
+            peers=self._peer_status(runtime, now), sync_group=runtime.spec.sync_group))
 
 
 async def run_vrrp(config: m.Config, stop_event: asyncio.Event, *, dry_run: bool = False) -> None:

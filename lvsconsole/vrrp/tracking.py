@@ -10,12 +10,15 @@ The arithmetic is keepalived's (vrrp_track.c), with ``m`` = -1 for ``reverse`` a
 - effective priority = clamp(base + Σ, 1, 254) (the machine clamps; an owner is never changed).
 
 A vrrp_script runs every ``interval`` without a shell, as an asyncio subprocess in its own process
-group. After ``timeout`` it gets SIGTERM, and SIGKILL two seconds later. Exit 0 is a success. A
-non-zero exit, a signal or a timeout is a failure. Its result counter works as keepalived's: it
-starts at rise-1 (0 with init_fail); a success moves it up, and reaching ``rise`` reports
-"succeeded". A failure moves it down, and going below ``rise`` reports "failed". So after a report it
-takes ``fall`` failures, or ``rise`` successes, to report again. Links are watched through pyroute2
-netlink events (up = IFF_UP and IFF_RUNNING). Track files are polled, and read like strtol(…, 0).
+group, as its ``user`` (else global script_user, else keepalived_script). Each run is vetted first
+(:mod:`lvsconsole.scripts.vet`: a refused script fails with the reason) and reported, with its exit,
+duration and first lines of output, to ``report``. After ``timeout`` it gets SIGTERM, and SIGKILL two
+seconds later. Exit 0 is a success. A non-zero exit, a signal, a timeout or a refusal is a failure. Its
+result counter works as keepalived's: it starts at rise-1 (0 with init_fail); a success moves it up, and
+reaching ``rise`` reports "succeeded". A failure moves it down, and going below ``rise`` reports
+"failed". So after a report it takes ``fall`` failures, or ``rise`` successes, to report again. Links
+are watched through pyroute2 netlink events (up = IFF_UP and IFF_RUNNING). Track files are polled, and
+read like strtol(…, 0).
 """
 
 from __future__ import annotations
@@ -24,14 +27,17 @@ import asyncio
 import contextlib
 import logging
 import os
-import pwd
-import signal
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lvsconsole.config.model import TrackFile, VrrpScript
+from lvsconsole.scripts.report import ScriptReporter, run_vetted
+from lvsconsole.scripts.run import RunAs
+from lvsconsole.scripts.run import ScriptResult as RunResult
+from lvsconsole.scripts.run import run_script as run_any_script
+from lvsconsole.scripts.vet import configured_user
 from lvsconsole.vrrp.params import TrackKind, TrackSpec
 
 log = logging.getLogger("lvsconsole.vrrp")
@@ -179,6 +185,11 @@ class InstanceTracking:
         self._effects[key] = effect
         return True
 
+    def contributions(self) -> list[tuple[TrackSpec, Effect]]:
+        """Each tracker with what it adds to the priority now (None: it holds the instance in FAULT)."""
+        latest = {(s.kind, s.name): s for s in self.tracks}  # the spec whose effect was stored last
+        return [(spec, self._effects.get(key, 0)) for key, spec in latest.items()]
+
     @property
     def total_priority(self) -> int:
         return self.base_priority + sum(e for e in self._effects.values() if e is not None)
@@ -206,82 +217,36 @@ class ScriptResult:
     detail: str = ""
 
 
-def _run_as(script: VrrpScript, script_user: Sequence[str]) -> tuple[int | None, int | None]:
-    """(uid, gid) to run as: the script's user, else global script_user, else keepalived_script if it
-    exists; None means the current user (keepalived's root fallback)."""
-    wanted: tuple[str, ...] = script.user or tuple(script_user)
-    if not script.user and script.script is not None and script.script.user:
-        wanted = (script.script.user,) + ((script.script.group,) if script.script.group else ())
-    names = list(wanted) if wanted else ["keepalived_script"]
-    if os.geteuid() != 0:
-        return None, None
-    try:
-        entry = pwd.getpwnam(names[0])
-    except KeyError:
-        if wanted:
-            log.warning("VRRP_Script(%s): user %s does not exist; running as root", script.name, names[0])
-        return None, None
-    gid = entry.pw_gid
-    if len(names) > 1:
-        import grp
-
-        with contextlib.suppress(KeyError):
-            gid = grp.getgrnam(names[1]).gr_gid
-    return entry.pw_uid, gid
-
-
-async def run_script(argv: Sequence[str], timeout: float, *, uid: int | None = None,
-                     gid: int | None = None) -> tuple[bool, str, str]:
-    """Run ``argv`` once (no shell); returns (success, kind, detail)."""
-    kwargs: dict[str, Any] = {}
-    if uid is not None:
-        kwargs["user"] = uid
-    if gid is not None:
-        kwargs["group"] = gid
-        kwargs["extra_groups"] = []
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL, start_new_session=True, **kwargs)
-    except OSError as exc:
-        return False, "failed", f"cannot run {argv[0]}: {exc.strerror or exc}"
-    try:
-        status = await asyncio.wait_for(proc.wait(), timeout)
-    except TimeoutError:
-        await _terminate(proc)
+def track_outcome(result: RunResult) -> tuple[bool, str, str]:
+    """keepalived's view of one vrrp_script run: (success, "succeeded"|"failed"|"timed_out", detail)."""
+    if result.timed_out:
         return False, "timed_out", ""
-    except asyncio.CancelledError:
-        await _terminate(proc, grace=0.0)
-        raise
-    if status == 0:
+    if result.error is not None:
+        return False, "failed", result.error
+    if result.signal is not None:
+        return False, "failed", f"due to signal {result.signal}"
+    if result.exit_status == 0:
         return True, "succeeded", ""
-    if status < 0:
-        return False, "failed", f"due to signal {-status}"
-    return False, "failed", f"exited with status {status}"
+    return False, "failed", f"exited with status {result.exit_status}"
 
 
-async def _terminate(proc: asyncio.subprocess.Process, grace: float = KILL_GRACE) -> None:
-    """SIGTERM the script's process group, SIGKILL it after ``grace`` seconds, reap it."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
-        if sig == signal.SIGTERM and grace > 0:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
-                return
-    with contextlib.suppress(ProcessLookupError):
-        await proc.wait()
+async def run_script(argv: Sequence[str], timeout: float, *, run_as: RunAs | None = None) -> tuple[bool, str, str]:
+    """Run ``argv`` once (no shell, unvetted); returns (success, kind, detail)."""
+    return track_outcome(await run_any_script(argv, timeout=timeout, run_as=run_as, term_grace=KILL_GRACE))
 
 
 class ScriptRunner:
     """Runs every tracked vrrp_script on its interval and reports status changes."""
 
     def __init__(self, scripts: Iterable[VrrpScript], on_change: Callable[[str, bool], None], *,
-                 script_user: Sequence[str] = ()) -> None:
+                 script_user: Sequence[str] = (), script_security: bool = False,
+                 report: ScriptReporter | None = None) -> None:
         self.scripts = {s.name: s for s in scripts}
         self.states = {s.name: ScriptState(s.rise, s.fall, init_fail=s.init_fail) for s in self.scripts.values()}
         self._on_change = on_change
         self._script_user = tuple(script_user)
+        self._script_security = script_security
+        self._report = report
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.last: dict[str, ScriptResult] = {}
 
@@ -334,7 +299,7 @@ class ScriptRunner:
     async def _loop(self, script: VrrpScript) -> None:
         assert script.script is not None
         argv = script.script.argv
-        uid, gid = _run_as(script, self._script_user)
+        user = configured_user(script.user, (script.script.user, script.script.group), self._script_user)
         loop = asyncio.get_running_loop()
         interval = max(script.interval, 0.01)
         running: asyncio.Task[None] | None = None
@@ -342,7 +307,7 @@ class ScriptRunner:
         try:
             while True:
                 if running is None or running.done():
-                    running = asyncio.create_task(self._once(script, argv, uid, gid))
+                    running = asyncio.create_task(self._once(script, argv, user))
                 else:
                     log.warning("Track script %s is already running, expect slowness", script.name)
                 next_at += interval
@@ -353,8 +318,13 @@ class ScriptRunner:
                 with contextlib.suppress(asyncio.CancelledError):
                     await running
 
-    async def _once(self, script: VrrpScript, argv: Sequence[str], uid: int | None, gid: int | None) -> None:
-        success, kind, detail = await run_script(argv, script.effective_timeout, uid=uid, gid=gid)
+    async def _once(self, script: VrrpScript, argv: Sequence[str], user: tuple[str | None, str | None]) -> None:
+        ran = await run_vetted("track", script.name, argv, user=user[0], group=user[1],
+                               security=self._script_security, timeout=script.effective_timeout,
+                               term_grace=KILL_GRACE)
+        if self._report is not None:
+            self._report(ran)
+        success, kind, detail = track_outcome(ran.result)
         self.last[script.name] = ScriptResult(script.name, success, kind, detail)
         reported = self.states[script.name].record(success)
         if reported is None:

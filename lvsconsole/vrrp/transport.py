@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 from lvsconsole.vrrp.packet import (
+    IPPROTO_AH,
     IPPROTO_VRRP,
     VRRP_TTL,
     Advert,
@@ -48,6 +49,8 @@ IPV6_MULTICAST_ALL = 29
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 RECV_BUFSIZE = 65535
 ENCODED_CACHE = 64
+HEARD_LIMIT = 1024
+"""Senders remembered per socket; beyond it the record starts afresh (spoofed sources cannot grow it)."""
 _ANC_BUFSIZE = socket.CMSG_SPACE(4) + socket.CMSG_SPACE(20) + socket.CMSG_SPACE(16) + 64
 
 
@@ -75,6 +78,23 @@ class Received:
 Handler = Callable[[Received], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Heard:
+    """The last packet of a VRID from one source: loop time and the priority it carried (not yet validated)."""
+
+    at: float
+    priority: int | None
+
+
+def _peek_priority(data: bytes, *, ip_header: bool) -> int | None:
+    offset = 0
+    if ip_header:
+        offset = (data[0] & 0x0F) * 4 if data else 0
+        if len(data) > 9 and data[9] == IPPROTO_AH and len(data) > offset + 1:
+            offset += (data[offset + 1] + 2) * 4
+    return data[offset + 2] if len(data) > offset + 2 else None
+
+
 def _ip_mreqn(group: IPv4Address, ifindex: int) -> bytes:
     return struct.pack("=4s4si", group.packed, bytes(4), ifindex)
 
@@ -95,6 +115,8 @@ class VrrpSocket:
         self.ifindex = 0
         self.rx_unknown_vrid = 0
         self.tx_errors = 0
+        self._heard: dict[tuple[int, IPAddress], Heard] = {}
+        self._send_errors: dict[IPAddress, str] = {}
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -199,11 +221,24 @@ class VrrpSocket:
                                    (str(dst), 0, 0, scope))
         except OSError as exc:
             self.tx_errors += 1
+            # kept per destination so that an unreachable unicast peer shows (EHOSTUNREACH, ENETUNREACH ...)
+            code = errno.errorcode.get(exc.errno or 0, "")
+            self._send_errors[dst] = f"{exc.strerror or exc} ({code})" if code else str(exc.strerror or exc)
             level = logging.DEBUG if exc.errno in (errno.ENETDOWN, errno.ENETUNREACH, errno.EAGAIN) else \
                 logging.WARNING
             log.log(level, "VRRP send on %s to %s failed: %s", self.interface, dst, exc.strerror or exc)
             return False
+        if self._send_errors:
+            self._send_errors.pop(dst, None)
         return True
+
+    def send_error(self, dst: IPAddress) -> str | None:
+        """Why the last send to ``dst`` failed; None if it succeeded (or nothing was sent yet)."""
+        return self._send_errors.get(dst)
+
+    def heard(self, vrid: int) -> dict[IPAddress, Heard]:
+        """Every source heard on ``vrid`` recently, with its last packet."""
+        return {src: h for (v, src), h in self._heard.items() if v == vrid}
 
     # -- receiving --------------------------------------------------------------------------------
 
@@ -256,9 +291,13 @@ class VrrpSocket:
     def _dispatch(self, received: Received) -> None:
         vrid = peek_vrid(received.data, ip_header=self.family == 4)
         handler = self._handlers.get(vrid) if vrid is not None else None
-        if handler is None:
+        if handler is None or vrid is None:
             self.rx_unknown_vrid += 1
             return
+        if len(self._heard) >= HEARD_LIMIT:
+            self._heard.clear()
+        self._heard[(vrid, received.src)] = Heard(received.at,
+                                                  _peek_priority(received.data, ip_header=self.family == 4))
         try:
             handler(received)
         except Exception:  # one instance's bug must not stop the socket

@@ -151,6 +151,21 @@ CASES: dict[str, Case] = {
     }
     virtual_ipaddress"""), 6, 5, "error",
         "(VI_1) unicast_peer is empty: keepalived would silently fall back to multicast"),
+    # keepalived: the same "Defaulting to multicast." for a unicast_src_ip with no unicast_peer at all.
+    "unicast-src-without-peers": case(VRRP_OK.replace("    virtual_ipaddress", """\
+    unicast_src_ip 198.51.100.2
+    virtual_ipaddress"""), 6, 5, "error",
+        "(VI_1) unicast_src_ip without unicast_peer: keepalived would silently fall back to multicast; list the "
+        "peers (or use mcast_src_ip for a multicast source address)"),
+    # keepalived skips every peer of the wrong family ("MUST be of the same family"), then falls back to multicast.
+    "unicast-peers-all-wrong-family": case(VRRP_OK.replace("    virtual_ipaddress", """\
+    unicast_peer {
+        fd00::2
+        fd00::3
+    }
+    virtual_ipaddress"""), 6, 5, "error",
+        "(VI_1) no unicast peer is IPv4 like the instance: keepalived would skip them all and silently fall back "
+        "to multicast"),
     # ---------------------------------------------------------------------------------- numbers out of range
     # keepalived: "number '0' outside range [1, 255]" ... "VRID '0' not valid".
     "vrid-0": case(VRRP_OK.replace("virtual_router_id 51", "virtual_router_id 0"), 4, 23, "error",
@@ -547,15 +562,16 @@ CASES: dict[str, Case] = {
         vrrp_script chk_web {
             script "@DIR@/chk.sh"
         }
-        """, 6, 5, "error", "vrrp_script chk_web: script @DIR@/chk.sh is unsafe: @DIR@/chk.sh is writable by a "
-        "non-root user (enable_script_security disables it)", scripts={"chk.sh": 0o777}),
+        """, 6, 5, "error", "vrrp_script chk_web: script @DIR@/chk.sh is unsafe: @DIR@/chk.sh is writable by "
+        "others (owner root:root, mode 0777) (enable_script_security disables it)", scripts={"chk.sh": 0o777}),
     # keepalived: "SECURITY VIOLATION - scripts are being executed but script_security not enabled"
     "script-writable-without-script-security": case("""\
         vrrp_script chk_web {
             script "@DIR@/chk.sh"
         }
-        """, 2, 5, "warning", "vrrp_script chk_web: script @DIR@/chk.sh is unsafe: @DIR@/chk.sh is writable by a "
-        "non-root user; keepalived runs it anyway as enable_script_security is not set", scripts={"chk.sh": 0o777}),
+        """, 2, 5, "warning", "vrrp_script chk_web: script @DIR@/chk.sh is unsafe: @DIR@/chk.sh is writable by "
+        "others (owner root:root, mode 0777); keepalived runs it anyway as enable_script_security is not set",
+        scripts={"chk.sh": 0o777}),
     "notify-script-missing-with-script-security": case("global_defs {\n    enable_script_security\n}\n"
                                                        + VRRP_OK.replace("priority 100", """\
 priority 100
@@ -567,6 +583,8 @@ priority 100
 @pytest.mark.parametrize("name", list(CASES))
 def test_broken_config(name: str, tmp_path: Path) -> None:
     c = CASES[name]
+    if name.startswith("script-writable") and os.geteuid() != 0:
+        pytest.skip("script safety is judged for root-run scripts, in root-owned directories")
     for fname, text in c.files.items():
         (tmp_path / fname).write_text(text)
     for fname, mode in c.scripts.items():

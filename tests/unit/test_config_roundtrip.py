@@ -237,6 +237,7 @@ def global_defs(draw: st.DrawFn) -> m.GlobalDefs:
         m.LvsTimeouts, opt(st.integers(1, 86400 * 365)), opt(st.integers(1, 86400 * 365)),
         opt(st.integers(1, 86400 * 365)))))
     kw["checker_log_all_failures"] = draw(bools)
+    kw["drain_timeout"] = draw(st.just(60.0) | timer(0, 86400))
     kw["extra"] = draw(extras(("vrrp_garp_lower_prio_delay", "umask", "vmac_prefix", "process_names",
                                "enable_traps", "notify_fifo")))
     return m.GlobalDefs(**kw)
@@ -346,7 +347,7 @@ def instances(
                                                        max_size=2))),
         virtual_routes=draw(raw_lines),
         virtual_rules=draw(raw_lines),
-        unicast_src_ip=draw(opt(fam_addr)),
+        unicast_src_ip=draw(opt(fam_addr)) if peers else None,  # without peers it is an error (multicast fall-back)
         unicast_peer=tuple(peers),
         mcast_src_ip=draw(opt(fam_addr)),
         track_interface=draw(track_refs(draw(st.lists(name, min_size=1, max_size=3)), track_weight)),
@@ -463,6 +464,8 @@ def checkers(draw: st.DrawFn, kind: str, rs: dict[str, Any], vs: m.VirtualServer
     kw["warmup"] = _first(draw(opt(timing(0, 86400))), rs["warmup"], vs.warmup)
     kw["alpha"] = _first(draw(opt(bools)), rs["alpha"] or vs.alpha)
     kw["log_all_failures"] = draw(bools)
+    kw["rise"] = draw(opt(st.integers(1, 2**31 - 1)))
+    kw["fall"] = draw(opt(st.integers(1, 2**31 - 1)))
     if kind != "MISC_CHECK":
         kw["connect_timeout"] = _first(draw(opt(timing(0.000001, 86400))), rs["connect_timeout"], vs.connect_timeout)
     if kind in HTTP_KINDS:

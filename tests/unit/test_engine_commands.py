@@ -212,7 +212,7 @@ def texts(items: list[Completion]) -> list[str]:
 def test_completes_verbs() -> None:
     assert texts(completions("")) == ["show", "drain", "undrain", "weight", "disable", "enable", "set", "unset",
                                       "add", "delete", "vrrp", "validate", "diff", "commit", "rollback", "reload",
-                                      "write", "help"]
+                                      "write", "help", "script"]
     got = completions("d")
     assert texts(got) == ["drain", "disable", "delete", "diff"]
     assert all(c.start == 0 and c.kind == "keyword" for c in got)

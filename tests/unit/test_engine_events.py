@@ -14,15 +14,23 @@ from lvsconsole.engine.bus import EventBus
 from lvsconsole.engine.events import (
     EVENT_TYPES,
     CheckResult,
+    CheckResumed,
+    CheckStalled,
     Dropped,
     EngineWarning,
     Event,
     LogLine,
+    LoopLagWarning,
     OperatorAction,
+    RealServerRetired,
+    RealServerRetiring,
     RealServerStateChanged,
     ReloadApplied,
     ReloadRefused,
     ReloadStarted,
+    ScriptRan,
+    SplitBrain,
+    SplitBrainResolved,
     TableChanged,
     VrrpAdvertStats,
     VrrpTransition,
@@ -40,9 +48,17 @@ def samples() -> list[Event]:
         VrrpTransition(time=1.5, instance="VGM", old="BACKUP", new="MASTER", group=True),
         VrrpAdvertStats(time=2.0, instance="VI_1", state="MASTER", priority=100, master="10.0.0.9",
                         counters={"advert_sent": 12, "advert_rcvd": 3}),
+        SplitBrain(time=2.1, instance="VI_1", peer="10.0.0.2", peer_priority=70, vrid=51),
+        SplitBrainResolved(time=2.2, instance="VI_1", peer="10.0.0.2", winner="10.0.0.1", won=True),
         CheckResult(time=3.0, vs="[10.0.0.1]:tcp:80", rs="[10.0.0.2]:tcp:80", checker="TCP_CHECK", ok=False,
                     detail="TCP connection to [10.0.0.2]:tcp:80 failed.", reason="refused", latency=0.002),
+        CheckStalled(time=3.5, vs="[10.0.0.1]:tcp:80", rs="[10.0.0.2]:tcp:80", checker="HTTP_GET", silent_for=18.4,
+                     limit=18.0, running=True),
+        CheckResumed(time=3.6, vs="[10.0.0.1]:tcp:80", rs="[10.0.0.2]:tcp:80", checker="HTTP_GET", silent_for=21.0),
         RealServerStateChanged(time=4.0, vs="[10.0.0.1]:tcp:80", rs="[10.0.0.2]:tcp:80", old="up", new="down"),
+        RealServerRetiring(time=4.5, vs="[10.0.0.1]:tcp:80", rs="[10.0.0.2]:tcp:80", active=312, timeout=60.0),
+        RealServerRetired(time=4.6, vs="[10.0.0.1]:tcp:80", rs="[10.0.0.2]:tcp:80", reason="timeout", active=3,
+                          drained_for=60.0),
         TableChanged(time=5.0, ops=("edit dest [10.0.0.2]:80",), cause="drain"),
         ReloadStarted(time=6.0, source="commit", who="uid=0(root)"),
         ReloadApplied.of("commit", 2, PLAN, "uid=0(root)", ["edit dest"]),
@@ -54,6 +70,10 @@ def samples() -> list[Event]:
         LogLine(time=8.0, message="Gained quorum 1+0=1 <= 1 for VS [10.0.0.1]:tcp:80", level="notice",
                 source="check"),
         EngineWarning(time=9.0, message="event loop lag 120 ms", code="loop_lag"),
+        LoopLagWarning(time=9.2, instance="VI_1", lag_ms=312.5, limit_ms=109.4, skew_ms=218.8),
+        LoopLagWarning(time=9.3, instance="VI_1", lag_ms=312.5, limit_ms=109.4, recovered=True, lasted=1.5),
+        ScriptRan(time=9.5, script_kind="track", name="chk_haproxy", argv=("/etc/keepalived/chk.sh", "80"), ok=False,
+                  exit_status=1, duration=0.012, stdout=("checking",), stderr=("haproxy is down",)),
         Dropped(time=10.0, count=3),
     ]
 
@@ -81,6 +101,11 @@ def test_keepalived_wording() -> None:
     up = RealServerStateChanged(vs="[10.0.0.1]:tcp:80", rs="[10.0.0.2]:tcp:80", old="down", new="up")
     assert up.text() == "Adding service [10.0.0.2]:tcp:80 to VS [10.0.0.1]:tcp:80"
     assert by_kind["CheckResult"].text() == "TCP connection to [10.0.0.2]:tcp:80 failed."
+    assert by_kind["RealServerRetiring"].text() == (
+        "Draining service [10.0.0.2]:tcp:80 from VS [10.0.0.1]:tcp:80 before removal (312 active)")
+    assert by_kind["RealServerRetired"].text() == (
+        "Removing drained service [10.0.0.2]:tcp:80 from VS [10.0.0.1]:tcp:80: drain_timeout expired after 60s "
+        "with 3 active")
     refused = by_kind["ReloadRefused"]
     assert refused.severity == "error"
     assert "/etc/k.conf:12:14: error: priority 300" in refused.text()

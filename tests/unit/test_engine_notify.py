@@ -17,7 +17,7 @@ from aiosmtpd.smtp import SMTP
 from lvsconsole.config import model as m
 from lvsconsole.config.build import load_text
 from lvsconsole.engine.bus import EventBus
-from lvsconsole.engine.events import EngineWarning, LogLine
+from lvsconsole.engine.events import EngineWarning, LogLine, ScriptRan
 from lvsconsole.engine.notify import Notifier, alert_text, smtp_alert_enabled
 from lvsconsole.vrrp.events import GroupStateChanged, InstanceStateChanged
 from lvsconsole.vrrp.machine import State
@@ -95,6 +95,10 @@ def warnings(bus: EventBus, code: str) -> list[str]:
     return [e.message for e in bus.history(kinds=[EngineWarning]) if isinstance(e, EngineWarning) and e.code == code]
 
 
+def failed_runs(bus: EventBus) -> list[ScriptRan]:
+    return [e for e in bus.history(kinds=[ScriptRan]) if isinstance(e, ScriptRan) and not e.ok]
+
+
 # ---------------------------------------------------------------------------------------------- scripts
 
 
@@ -128,6 +132,9 @@ def test_instance_scripts_get_keepalived_arguments(tmp_path: Path) -> None:
 
     run(scenario())
     assert warnings(bus, "notify") == []
+    assert failed_runs(bus) == []
+    runs = [e for e in bus.history(kinds=[ScriptRan]) if isinstance(e, ScriptRan)]
+    assert runs and all(e.script_kind == "notify" and e.exit_status == 0 and e.severity == "info" for e in runs)
 
 
 def test_group_scripts_get_group_arguments(tmp_path: Path) -> None:
@@ -175,7 +182,10 @@ vrrp_instance VI_1 {{
 
     elapsed = run(scenario())
     assert elapsed < 5.0
-    assert warnings(bus, "notify") == [f"VRRP_Instance(VI_1) notify_master script {hang}: timed out after 0.2 s"]
+    assert warnings(bus, "notify") == []
+    [ran] = failed_runs(bus)
+    assert (ran.name, ran.argv, ran.timed_out) == ("VRRP_Instance(VI_1) notify_master", (str(hang),), True)
+    assert ran.text().startswith(f"VRRP_Instance(VI_1) notify_master script {hang} timed out")
 
 
 def test_failing_scripts_are_reported(tmp_path: Path) -> None:
@@ -202,11 +212,14 @@ vrrp_instance VI_1 {{
         await notifier.wait_idle()
 
     run(scenario())
-    got = warnings(bus, "notify")
-    assert f"VRRP_Instance(VI_1) notify_master script {fail}: exited with status 3" in got
-    assert any(w.startswith(f"VRRP_Instance(VI_1) notify_backup script {missing}: ") for w in got)
-    assert any("unknown user 'no-such-user-lvsconsole'; not run" in w for w in got)
-    assert len(got) == 3
+    got = {ran.name: ran for ran in failed_runs(bus)}
+    assert set(got) == {f"VRRP_Instance(VI_1) notify_{s}" for s in ("master", "backup", "fault")}
+    assert got["VRRP_Instance(VI_1) notify_master"].exit_status == 3
+    assert got["VRRP_Instance(VI_1) notify_backup"].refused == "not-found"
+    assert f"script {missing} does not exist" in got["VRRP_Instance(VI_1) notify_backup"].text()
+    assert got["VRRP_Instance(VI_1) notify_fault"].refused == "unknown-user"
+    assert "unknown user 'no-such-user-lvsconsole'" in got["VRRP_Instance(VI_1) notify_fault"].error
+    assert all(ran.severity == "warning" for ran in got.values())
 
 
 def test_loop_stays_responsive_while_a_script_runs_and_close_is_bounded(tmp_path: Path) -> None:

@@ -33,8 +33,10 @@ def impact(change: dict[str, Any], snapshot: DirectorSnapshot | None) -> str | N
     if section == "virtual_server" and kind == "removed":
         vs = next((v for v in snapshot.virtual_servers if v.key == key), None)
         if vs is not None:
+            drain = "; its real servers drain first (weight 0 until they end, at most drain_timeout)" \
+                if vs.active_conns else ""
             return (f"removes {vs.label}: {vs.active_conns} active, {vs.inactive_conns} inactive connections "
-                    f"on {len(vs.real_servers)} real servers")
+                    f"on {len(vs.real_servers)} real servers{drain}")
     if section == "real_server" and " -> " in key:
         vs_key, _, rs_label = key.partition(" -> ")
         vs = next((v for v in snapshot.virtual_servers if v.key == vs_key), None)
@@ -42,8 +44,10 @@ def impact(change: dict[str, Any], snapshot: DirectorSnapshot | None) -> str | N
             (r for r in vs.real_servers if _rs_matches(rs_label, str(r.address), r.port)), None)
         if rs is not None and vs is not None:
             if kind == "removed":
-                hint = "; drain it first to let them finish" if rs.active_conns else ""
-                return f"removes {rs.label} from {vs.label}: {rs.active_conns} active connections{hint}"
+                if rs.active_conns:
+                    return (f"will drain: {rs.key} in VS {vs.key}, {rs.active_conns} active (weight 0 until they "
+                            "end, at most drain_timeout)")
+                return f"removes {rs.label} from {vs.label}: no active connection"
             weights = [f for f in change.get("fields", ()) if f.get("field") == "weight"]
             if weights:
                 return f"{rs.label}: weight {weights[0]['old']} -> {weights[0]['new']}, {rs.active_conns} active now"

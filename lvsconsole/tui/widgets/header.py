@@ -1,4 +1,5 @@
-"""The header: router_id, host, engine uptime, config file and revision, whether the candidate differs, mode."""
+"""The header: router_id, host, engine uptime, config file and revision, whether the candidate differs, mode,
+and the engine's timer health (its event-loop lag, in the warning colour once it puts a VRRP instance at risk)."""
 
 from __future__ import annotations
 
@@ -29,11 +30,22 @@ def header_text(info: EngineInfo, palette: Palette, *, paused: bool = False) -> 
     else:
         parts.append(("candidate = running", p.style("foreground-muted")))
     parts += [sep, (info.mode, p.style("foreground-muted"))]
+    if info.loop_lag_ms is not None:
+        parts += [sep, lag_text(info, palette)]
     if not info.connected:
         parts += [sep, (f"DISCONNECTED: {info.error}", p.badge("error"))]
     if paused:
         parts += [sep, ("LOG PAUSED", p.badge("warning"))]
     return Text.assemble(*parts, no_wrap=True, overflow="ellipsis")
+
+
+def lag_text(info: EngineInfo, palette: Palette) -> Text:
+    """"lag 3 ms"; over the limit (half the thinnest Skew_Time) it is a warning badge naming the limit."""
+    lag = info.loop_lag_ms or 0.0
+    limit = info.loop_lag_limit_ms
+    if limit is not None and lag > limit:
+        return Text(f" lag {lag:.0f} ms > {limit:.0f} ms ", style=palette.badge("warning"))
+    return Text(f"lag {lag:.0f} ms", style=palette.style("foreground-muted"))
 
 
 class EngineHeader(Static):

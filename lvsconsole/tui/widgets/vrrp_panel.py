@@ -23,8 +23,9 @@ from lvsconsole.tui.themes import DEFAULT_PALETTE, Palette
 FLASH_SECONDS = 4.0
 BLINK = 0.5
 
-COLUMNS = (
-    ("name", "INSTANCE", 14), ("state", "STATE", 8), ("prio", "PRIORITY", 24), ("vrid", "VRID", 4),
+# STATE sizes itself: a split brain's badge ("SPLIT BRAIN vs 10.0.0.2") is wider than a state's
+COLUMNS: tuple[tuple[str, str, int | None], ...] = (
+    ("name", "INSTANCE", 14), ("state", "STATE", None), ("prio", "PRIORITY", 24), ("vrid", "VRID", 4),
     ("iface", "IF", 6), ("master", "MASTER", 15), ("advert", "ADVERT", 6), ("since", "IN STATE", 8),
     ("sent", "SENT", 6), ("rcvd", "RCVD", 6), ("became", "→MASTER", 7), ("errors", "ERRORS", 6),
     ("vips", "VIPS", 20),
@@ -51,6 +52,13 @@ class VrrpTable(DataTable[Any]):
     BINDINGS: ClassVar[list[BindingType]] = [*bindings.NAV_TABLE, *bindings.VRRP]
 
     class Failover(Message):
+        def __init__(self, instance: VrrpInstanceView) -> None:
+            super().__init__()
+            self.instance = instance
+
+    class Explain(Message):
+        """Open the election detail view of ``instance``."""
+
         def __init__(self, instance: VrrpInstanceView) -> None:
             super().__init__()
             self.instance = instance
@@ -131,6 +139,9 @@ class VrrpTable(DataTable[Any]):
         flashing = key in self._flash and self._blink_on
         state = group_state(members)
         badge = Text(f" {state} ", style=p.badge(STATE_STYLES.get(state, "warning")))
+        split_brain = members[0].split_brain if key.startswith("i|") else None
+        if split_brain:
+            badge = Text(f" SPLIT BRAIN vs {split_brain} ", style=p.badge("error"))
         if flashing:
             badge.stylize("reverse")
         row_key = RowKey(key)
@@ -161,8 +172,8 @@ class VrrpTable(DataTable[Any]):
         if flashing:
             cells[0] = Text.assemble(cells[0] if isinstance(cells[0], Text) else Text(str(cells[0])))
             cells[0].stylize("reverse")
-        for (column, _, _), cell in zip(COLUMNS, cells, strict=True):
-            self.update_cell(row_key, ColumnKey(column), cell)
+        for (column, _, width), cell in zip(COLUMNS, cells, strict=True):
+            self.update_cell(row_key, ColumnKey(column), cell, update_width=width is None)
 
     def repaint(self, palette: Palette) -> None:
         self.palette = palette
@@ -185,6 +196,13 @@ class VrrpTable(DataTable[Any]):
             self.notify("select a VRRP instance first", severity="warning")
             return
         self.post_message(self.Failover(inst))
+
+    def action_explain(self) -> None:
+        inst = self.selected_instance()
+        if inst is None:
+            self.notify("select a VRRP instance first", severity="warning")
+            return
+        self.post_message(self.Explain(inst))
 
 
 class VrrpPanel(Vertical):

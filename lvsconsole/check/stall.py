@@ -1,0 +1,154 @@
+"""Checker liveness, sans-IO: which checks have produced no result for too long.
+
+keepalived's checker can freeze silently (acassen/keepalived#2523: a day without a single check): the
+servers then keep whatever state they had, and nothing says so. Here every check is expected to produce
+a result at a known pace. A check that completes is next due ``interval`` later (``delay_loop``, or
+``delay_before_retry`` while retrying) and may then take up to its ``timeout``, so results arrive at
+most ``interval + timeout`` apart. A check silent for :data:`STALL_MULTIPLE` times that is *stalled*:
+it is waiting for a concurrency slot the other checks never free, the event loop is starved, or a
+checker ignores its timeout. The runner already cancels a check that overruns its own timeout, so a
+slow but live server never trips this; only a check that cannot produce a result does.
+
+:class:`StallDetector` takes the times as arguments and returns :class:`StallNotice` values: one when a
+check becomes stalled, one when a stalled check produces a result again. The runner feeds it and turns
+the notices into events; tests drive it with a virtual clock.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+__all__ = ["STALL_MULTIPLE", "StallDetector", "StallNotice", "stall_text"]
+
+STALL_MULTIPLE = 3.0
+"""A check is stalled after this many of its intervals (``interval + timeout``) without a result."""
+
+K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True, slots=True)
+class StallNotice(Generic[K]):
+    """A check became stalled (``stalled``) or produced a result again after being stalled."""
+
+    key: K
+    stalled: bool
+    silent_for: float
+    """Seconds since the check's last result (or since it was first expected, before any result)."""
+    limit: float
+    """The silence allowed: :data:`STALL_MULTIPLE` x (interval + timeout)."""
+    running: bool
+    """When it stalled, a check was in flight (rather than waiting to start)."""
+
+
+def stall_text(kind: str, rs: str, vs: str, silent_for: float, *, stalled: bool, running: bool = False) -> str:
+    """The log line for a notice: "TCP_CHECK on [10.0.0.2]:tcp:80 in VS [10.0.0.1]:tcp:80 produced no
+    result for 18 s" (shared by the check service's log and the engine's CheckStalled event)."""
+    head = f"{kind} on {rs} in VS {vs}"
+    if stalled:
+        why = "a check is running past its timeout" if running else "no check could start"
+        return f"{head} produced no result for {silent_for:.0f} s ({why})"
+    return f"{head} produced a result again after {silent_for:.0f} s"
+
+
+@dataclass(slots=True)
+class _Watch:
+    last_result: float
+    limit: float
+    deadline: float
+    queued: int = -1
+    """Sequence number of this watch's live heap entry (-1: none)."""
+    queued_at: float = math.inf
+    running: bool = False
+    stalled: bool = False
+
+
+class StallDetector(Generic[K]):
+    """Expected results of many checks, one deadline each, in a heap (cheap at 10k checks a second).
+
+    A result moves a check's deadline later without touching the heap: when the heap entry comes up, a
+    check whose deadline has moved is queued again at its new deadline. Only a deadline that moves
+    earlier (a check entering its retries) pushes a new entry at once."""
+
+    def __init__(self, multiple: float = STALL_MULTIPLE) -> None:
+        if not multiple > 1:
+            raise ValueError(f"multiple must be > 1, not {multiple!r}")
+        self._multiple = multiple
+        self._watches: dict[K, _Watch] = {}
+        self._heap: list[tuple[float, int, K]] = []
+        self._seq = itertools.count()
+
+    def _queue(self, key: K, watch: _Watch) -> None:
+        if math.isfinite(watch.deadline):
+            watch.queued = next(self._seq)
+            watch.queued_at = watch.deadline
+            heapq.heappush(self._heap, (watch.deadline, watch.queued, key))
+
+    def expect(self, key: K, *, last_result: float, due: float, timeout: float) -> StallNotice[K] | None:
+        """The check ``key`` produced a result at ``last_result`` (or, before its first result, is
+        counted from then) and is next due at ``due``. Returns the recovery notice if it was stalled."""
+        limit = self._multiple * (max(0.0, due - last_result) + max(0.0, timeout))
+        watch = self._watches.get(key)
+        if watch is None:
+            watch = self._watches[key] = _Watch(last_result, limit, last_result + limit)
+            self._queue(key, watch)
+            return None
+        notice = (
+            StallNotice(key, False, last_result - watch.last_result, watch.limit, watch.running)
+            if watch.stalled
+            else None
+        )
+        watch.last_result, watch.limit, watch.deadline = last_result, limit, last_result + limit
+        watch.running = watch.stalled = False
+        if watch.queued < 0 or watch.deadline < watch.queued_at:
+            self._queue(key, watch)
+        return notice
+
+    def started(self, key: K) -> None:
+        """A check of ``key`` is now in flight (for the notice's ``running``)."""
+        watch = self._watches.get(key)
+        if watch is not None:
+            watch.running = True
+
+    def forget(self, key: K) -> None:
+        self._watches.pop(key, None)
+
+    def poll(self, now: float) -> list[StallNotice[K]]:
+        """The checks whose silence passed their limit by ``now`` (each reported once per stall)."""
+        notices: list[StallNotice[K]] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, seq, key = heapq.heappop(heap)
+            watch = self._watches.get(key)
+            if watch is None or watch.queued != seq:
+                continue  # forgotten, or superseded by an earlier entry
+            watch.queued, watch.queued_at = -1, math.inf
+            if watch.deadline > now:
+                self._queue(key, watch)  # results came in since it was queued
+                continue
+            watch.stalled = True
+            notices.append(StallNotice(key, True, now - watch.last_result, watch.limit, watch.running))
+        return notices
+
+    def next_deadline(self) -> float:
+        """When :meth:`poll` may next have something to report (at the earliest; ``inf`` when nothing is
+        watched)."""
+        heap = self._heap
+        while heap:
+            _, seq, key = heap[0]
+            watch = self._watches.get(key)
+            if watch is not None and watch.queued == seq:
+                return heap[0][0]
+            heapq.heappop(heap)
+        return math.inf
+
+    def is_stalled(self, key: K) -> bool:
+        watch = self._watches.get(key)
+        return watch is not None and watch.stalled
+
+    def stalled(self) -> list[K]:
+        return [k for k, w in self._watches.items() if w.stalled]

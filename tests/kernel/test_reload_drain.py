@@ -1,0 +1,241 @@
+"""Reload drain against the real kernel: a long-lived TCP connection through the VIP to rs1 survives the
+reload that removes rs1; rs1 stays in the kernel's table at weight 0 meanwhile (new connections go to rs2)
+and is deleted once the client closes. The whole Director runs, over the kernel IPVS backend of a
+director namespace; the reload goes through the command language like an operator's.
+
+    client eth0 10.20.0.2 ──── eth0 10.20.0.1 + VIP 10.20.0.100   director (kd-dir), NAT
+                               eth1 192.168.61.1 ──── eth0 192.168.61.11   rs1 (kd-rs1)
+                               eth2 192.168.62.1 ──── eth0 192.168.62.12   rs2 (kd-rs2)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from _netns import NetnsWorker, ip_batch, ns_exec, run
+
+from lvsconsole.engine.bus import EventBus
+from lvsconsole.engine.director import Director
+from lvsconsole.engine.events import RealServerRetired, RealServerRetiring
+from lvsconsole.engine.executor import CommandExecutor
+from lvsconsole.engine.store import ConfigStore
+from lvsconsole.ipvs.kernel import KernelBackend
+
+pytestmark = pytest.mark.kernel
+
+P = "kd-"
+CLIENT, DIRECTOR, RS1, RS2 = (P + n for n in ("client", "dir", "rs1", "rs2"))
+NAMESPACES = (CLIENT, DIRECTOR, RS1, RS2)
+VIP = "10.20.0.100"
+RS_ADDR = {"rs1": "192.168.61.11", "rs2": "192.168.62.12"}
+RS_PORT = 8080
+
+CONFIG = """
+global_defs {{
+    drain_timeout 300
+}}
+virtual_server {vip} 80 {{
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+{servers}}}
+"""
+
+
+def config_text(names: list[str]) -> str:
+    servers = "".join(f"    real_server {RS_ADDR[n]} {RS_PORT} {{\n        weight 1\n    }}\n" for n in names)
+    return CONFIG.format(vip=VIP, servers=servers)
+
+
+def _cleanup() -> None:
+    existing = run(["ip", "netns", "list"], check=False)
+    for ns in NAMESPACES:
+        if re.search(rf"^{re.escape(ns)}\b", existing, re.M):
+            run(["ip", "netns", "del", ns], check=False)
+
+
+def build_topology() -> None:
+    _cleanup()
+    ip_batch([f"netns add {ns}" for ns in NAMESPACES] + [
+        f"link add name eth0 netns {CLIENT} type veth peer name eth0 netns {DIRECTOR}",
+        f"link add name eth1 netns {DIRECTOR} type veth peer name eth0 netns {RS1}",
+        f"link add name eth2 netns {DIRECTOR} type veth peer name eth0 netns {RS2}",
+    ])
+    ip_batch(["link set lo up", "addr add 10.20.0.2/24 dev eth0", "link set eth0 up"], CLIENT)
+    ip_batch(["link set lo up", "addr add 10.20.0.1/24 dev eth0", f"addr add {VIP}/32 dev eth0",
+              "addr add 192.168.61.1/24 dev eth1", "addr add 192.168.62.1/24 dev eth2",
+              "link set eth0 up", "link set eth1 up", "link set eth2 up"], DIRECTOR)
+    for name, ns, gateway in (("rs1", RS1, "192.168.61.1"), ("rs2", RS2, "192.168.62.1")):
+        ip_batch(["link set lo up", f"addr add {RS_ADDR[name]}/24 dev eth0", "link set eth0 up",
+                  f"route add default via {gateway}"], ns)
+    ns_exec(DIRECTOR, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+
+
+class EchoServer:
+    """Answers every message of every connection with ``name:message``, until the client closes."""
+
+    def __init__(self, worker: NetnsWorker, name: str) -> None:
+        self.name = name.encode()
+        self._sock: socket.socket = worker.call(self._listen)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name=f"echo-{name}", daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _listen() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("0.0.0.0", RS_PORT))
+        sock.listen(64)
+        sock.settimeout(0.2)
+        return sock
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
+
+    def _echo(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError), conn:
+            conn.settimeout(120)
+            while data := conn.recv(256):
+                conn.sendall(self.name + b":" + data)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()
+
+
+def connect() -> socket.socket:
+    """A TCP connection to the VIP (call inside the client's namespace; the socket keeps it for life)."""
+    return socket.create_connection((VIP, 80), timeout=30)
+
+
+def ask(sock: socket.socket, message: str) -> str:
+    sock.sendall(message.encode())
+    return sock.recv(256).decode()
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[NetnsWorker]:
+    build_topology()
+    worker = NetnsWorker(CLIENT)
+    servers = [EchoServer(NetnsWorker(ns), name) for name, ns in (("rs1", RS1), ("rs2", RS2))]
+    try:
+        yield worker
+    finally:
+        for server in servers:
+            server.close()
+        worker.close()
+        _cleanup()
+
+
+def rs_lines(listing: str) -> dict[str, tuple[int, int]]:
+    """``ipvsadm -Ln`` → {real server address: (weight, ActiveConn)}."""
+    out = {}
+    for match in re.finditer(r"^\s+->\s+([\d.]+):\d+\s+\w+\s+(\d+)\s+(\d+)\s+\d+", listing, re.M):
+        out[match.group(1)] = (int(match.group(2)), int(match.group(3)))
+    return out
+
+
+def kernel_dests() -> dict[str, tuple[int, int]]:
+    return rs_lines(ns_exec(DIRECTOR, "ipvsadm", "-Ln"))
+
+
+async def wait_until(what: str, condition: Callable[[], bool], timeout: float = 60) -> None:
+    async def poll() -> None:
+        while not condition():
+            await asyncio.sleep(0.2)
+
+    try:
+        await asyncio.wait_for(poll(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}") from None
+
+
+def test_long_lived_connection_survives_the_reload_that_removes_its_server(client: NetnsWorker,
+                                                                            tmp_path: Path) -> None:
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(config_text(["rs1", "rs2"]))
+
+    async def scenario() -> None:
+        store = ConfigStore.from_file(str(conf))
+        bus = EventBus()
+        director = Director(store.running.config, backend=KernelBackend(DIRECTOR), bus=bus, dry_run=True,
+                            run_checks=False)
+        executor = CommandExecutor(director, store, bus)
+        await director.start()
+        held: socket.socket | None = None
+        others: list[socket.socket] = []
+        try:
+            await wait_until("both real servers in the kernel table",
+                             lambda: set(kernel_dests()) == set(RS_ADDR.values()))
+            # rr alternates: among a few connections one lands on rs1; keep that one open
+            for n in range(4):
+                sock = await asyncio.to_thread(client.call, connect)
+                answer = await asyncio.to_thread(ask, sock, f"hello{n}")
+                if answer == f"rs1:hello{n}" and held is None:
+                    held = sock
+                else:
+                    others.append(sock)
+            assert held is not None, "no connection reached rs1"
+            for sock in others:
+                sock.close()
+            rs1_key = f"[{RS_ADDR['rs1']}]:tcp:{RS_PORT}"
+            await wait_until("rs1's ActiveConn to count the held connection", lambda: kernel_dests()[
+                RS_ADDR["rs1"]][1] >= 1)
+            # the preview works from the director's sampled counters (once a second)
+            await wait_until("the director's sample to see it", lambda: {
+                rs.key: rs.active_conns for rs in director.snapshot().virtual_servers[0].real_servers}[rs1_key] >= 1)
+
+            # the reload that removes rs1: the preview says it will drain, the reload keeps it at weight 0
+            store.set_candidate_text(config_text(["rs2"]))
+            preview = await executor.run("diff", who="test")
+            assert f"will drain: [{RS_ADDR['rs1']}]:tcp:{RS_PORT} in VS [{VIP}]:tcp:80" in preview.message
+            conf.write_text(config_text(["rs2"]))
+            result = await executor.run("reload", who="test")
+            assert result.ok, result.message
+            dests = kernel_dests()
+            assert dests[RS_ADDR["rs1"]][0] == 0 and dests[RS_ADDR["rs1"]][1] >= 1, dests
+            assert dests[RS_ADDR["rs2"]][0] == 1, dests
+            assert any(isinstance(e, RealServerRetiring) for e in bus.history())
+            view = {rs.key: rs for rs in director.snapshot().virtual_servers[0].real_servers}
+            assert view[rs1_key].health == "draining"
+
+            # the connection keeps working after the reload; new ones all go to rs2
+            assert await asyncio.to_thread(ask, held, "still-there") == "rs1:still-there"
+            for n in range(3):
+                sock = await asyncio.to_thread(client.call, connect)
+                with sock:
+                    assert await asyncio.to_thread(ask, sock, f"new{n}") == f"rs2:new{n}"
+            await asyncio.sleep(1.5)  # a few drain samples later, still there
+            assert kernel_dests()[RS_ADDR["rs1"]][0] == 0
+            assert await asyncio.to_thread(ask, held, "later") == "rs1:later"
+
+            # the client closes: rs1's last active connection ends, and rs1 is deleted
+            held.close()
+            held = None
+            await wait_until("rs1 deleted from the kernel table", lambda: RS_ADDR["rs1"] not in kernel_dests())
+            retired = [e for e in bus.history() if isinstance(e, RealServerRetired)]
+            assert [(e.rs, e.reason) for e in retired] == [(rs1_key, "drained")]
+            assert set(kernel_dests()) == {RS_ADDR["rs2"]}
+        finally:
+            if held is not None:
+                held.close()
+            await director.stop()
+            await director.backend.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 240))
