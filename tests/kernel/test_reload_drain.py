@@ -239,3 +239,64 @@ def test_long_lived_connection_survives_the_reload_that_removes_its_server(clien
             await director.backend.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 240))
+
+
+def test_operator_drain_lets_connections_finish_and_undrain_restores(client: NetnsWorker, tmp_path: Path) -> None:
+    """`drain`: weight 0 in the kernel, the established connections keep working and end one by one
+    (ActiveConn falls to 0) while every new connection goes to rs2; `undrain` puts the config weight back."""
+    conf = tmp_path / "keepalived.conf"
+    conf.write_text(config_text(["rs1", "rs2"]))
+    rs1 = RS_ADDR["rs1"]
+
+    async def scenario() -> None:
+        store = ConfigStore.from_file(str(conf))
+        bus = EventBus()
+        director = Director(store.running.config, backend=KernelBackend(DIRECTOR), bus=bus, dry_run=True,
+                            run_checks=False)
+        executor = CommandExecutor(director, store, bus)
+        await director.start()
+        held: list[socket.socket] = []
+        try:
+            await wait_until("both real servers in the kernel table",
+                             lambda: set(kernel_dests()) == set(RS_ADDR.values()))
+            for n in range(6):  # rr: three of them land on rs1
+                sock = await asyncio.to_thread(client.call, connect)
+                if await asyncio.to_thread(ask, sock, f"c{n}") == f"rs1:c{n}":
+                    held.append(sock)
+                else:
+                    sock.close()
+            assert len(held) == 3
+            await wait_until("rs1 counts three active connections", lambda: kernel_dests()[rs1][1] == 3)
+
+            result = await executor.run(f"drain {rs1}:{RS_PORT}", who="test")
+            assert result.ok, result.message
+            assert kernel_dests()[rs1] == (0, 3)
+            for n in range(4):
+                sock = await asyncio.to_thread(client.call, connect)
+                with sock:
+                    assert await asyncio.to_thread(ask, sock, f"new{n}") == f"rs2:new{n}"
+            while held:
+                sock = held.pop()
+                assert await asyncio.to_thread(ask, sock, "bye") == "rs1:bye"  # still served while draining
+                sock.close()
+                left = len(held)
+                await wait_until(f"rs1's ActiveConn to fall to {left}",
+                                 lambda left=left: kernel_dests()[rs1][1] == left)  # type: ignore[misc]
+            assert kernel_dests()[rs1] == (0, 0)  # drained, and still in the table (a drain is not a delete)
+
+            result = await executor.run(f"undrain {rs1}:{RS_PORT}", who="test")
+            assert result.ok, result.message
+            assert kernel_dests()[rs1][0] == 1
+            answers = set()
+            for _ in range(4):
+                sock = await asyncio.to_thread(client.call, connect)
+                with sock:
+                    answers.add((await asyncio.to_thread(ask, sock, "x")).split(":")[0])
+            assert answers == {"rs1", "rs2"}
+        finally:
+            for sock in held:
+                sock.close()
+            await director.stop()
+            await director.backend.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 240))
