@@ -30,9 +30,11 @@ def _assert_passed(proc: subprocess.CompletedProcess[str]) -> None:
     assert proc.returncode == 0, f"demo --check failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     out = proc.stdout
     steps = re.findall(r"ok   step (\d+): (.*?) \(", out)
-    assert len(steps) == 9, out
+    assert len(steps) == 14, out
     assert "Removing service [10.77.0.21]:tcp:80" in out
     assert "director2 takes over" in out
+    assert "director1 returns and preempts" in out
+    assert "director2 sends gratuitous ARP for 10.77.0.100" in out
     assert re.search(r"the client is served by rs2 .*: rs2 answered", out)
     assert "demo check passed" in out and "tearing the lab down" in out
     # torn down: no namespace, no work directory of this run left
