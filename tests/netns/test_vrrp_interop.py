@@ -294,7 +294,8 @@ def test_tshark_decodes_our_adverts_with_good_checksums(pair: Pair) -> None:
         pytest.skip("tcpdump is not installed")
     cap, path = pair.capture()
     ours = start_lvsconsole(pair.a, conf(0, "a", instances=instances), pair.workdir, "a")
-    wait_for(lambda: vip_on(pair.a) and vip_on(pair.a, VIP2) and vip_on(pair.a, VIP6), mdi(150) + 3,
+    # no peer: MASTER after Master_Down_Interval, plus the engine's start-up (seconds on a loaded machine)
+    wait_for(lambda: vip_on(pair.a) and vip_on(pair.a, VIP2) and vip_on(pair.a, VIP6), mdi(150) + 10,
              what="our VIPs")
     time.sleep(2.0)
     ours.stop()
