@@ -2,3 +2,4 @@
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
 DEFAULT_SOCKET = "/run/lvsconsole/lvsconsole.sock"
+DEFAULT_HISTORY_DIR = "/var/lib/lvsconsole/history"

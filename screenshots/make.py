@@ -3,7 +3,8 @@
 Runs the real app (``App.run_test``) on a dry-run engine (memory IPVS) whose real servers are real TCP
 listeners on 127.0.0.1, with traffic figures fed to the memory backend so that counters and sparklines move,
 and saves SVGs of: the main screen, the drain confirmation, the diff view before a commit, the config editor
-with a diagnostic, and the help screen. PNGs are made from them with ``rsvg-convert`` (Debian: librsvg2-bin)
+with a diagnostic, the help screen, and the health-check flight recorder of a real server whose listener is
+stopped and started again (so that it flaps). PNGs are made from them with ``rsvg-convert`` (Debian: librsvg2-bin)
 when it is installed.
 
 VRRP needs root and raw sockets, so the VRRP panel here shows two instances from a stand-in link (this
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
+from ipaddress import IPv4Address
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,10 +39,15 @@ from lvsconsole.ipvs.memory import MemoryBackend  # noqa: E402
 from lvsconsole.ipvs.table import Proto, ServiceKey  # noqa: E402
 from lvsconsole.tui.app import LvsConsoleApp  # noqa: E402
 from lvsconsole.tui.link import EmbeddedLink  # noqa: E402
+from lvsconsole.tui.screens.checks import ChecksScreen  # noqa: E402
 from lvsconsole.tui.screens.confirm import ConfirmScreen  # noqa: E402
 from lvsconsole.tui.screens.diff import DiffScreen  # noqa: E402
 from lvsconsole.tui.screens.editor import EditorScreen  # noqa: E402
 from lvsconsole.tui.screens.help import HelpScreen  # noqa: E402
+from lvsconsole.tui.screens.radar import RadarScreen  # noqa: E402
+from lvsconsole.vrrp.packet import MCAST_GROUP4, Advert, Auth, encode_ipv4_datagram  # noqa: E402
+from lvsconsole.vrrp.radar import Expected, RadarKey  # noqa: E402
+from lvsconsole.vrrp.transport import Received  # noqa: E402
 
 SIZE = (160, 48)
 CHECK = """        TCP_CHECK {
@@ -71,6 +78,8 @@ class ScreenshotLink(EmbeddedLink):
     def __init__(self, engine: Engine, socket_path: str) -> None:
         super().__init__(engine, socket_path=socket_path, dry_run=True)
         self.t0 = time.time()
+        self.listeners: dict[int, asyncio.Server] = {}
+        """The real servers' TCP listeners by port (the flight-recorder scene stops and restarts one)."""
 
     async def poll(self) -> DirectorSnapshot:
         snap = self.engine.director.snapshot()
@@ -120,6 +129,7 @@ async def traffic(backend: MemoryBackend, services: dict[int, list[int]], stop: 
 async def engine_lab() -> AsyncIterator[tuple[Engine, ScreenshotLink, dict[str, int], dict[int, list[int]]]]:
     servers = [await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0) for _ in range(7)]
     ports = [s.sockets[0].getsockname()[1] for s in servers]
+    listeners = dict(zip(ports, servers, strict=True))
 
     def free() -> int:
         import socket
@@ -137,14 +147,54 @@ async def engine_lab() -> AsyncIterator[tuple[Engine, ScreenshotLink, dict[str, 
     try:
         async with running_engine(str(conf), dry_run=True, socket_path=sock) as engine:
             link = ScreenshotLink(engine, sock)
+            link.listeners = listeners
             names = {"web": web, "api": api, "dns": dns, "dead": dead}
             names.update({f"rs{i}": p for i, p in enumerate(ports)})
             services = {web: ports[:3], api: ports[3:5], dns: ports[5:7]}
             yield engine, link, names, services
     finally:
-        for s in servers:
+        for s in listeners.values():
             s.close()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def radar_scene(engine: Engine) -> None:
+    """The wire as the stand-in instances would hear it, given to the engine's real VRRP service (its radar).
+
+    eth1, VRID 60: VI_MGMT's master 10.1.0.3 and a rogue 10.1.0.9 (another password, another VIP) advertising
+    at once; eth0: VRID 77 of a neighbouring pair this director does not run.
+    """
+    vrrp = engine.director.vrrp
+    assert vrrp is not None
+    mgmt = Auth.pass_("mgmt")
+    vrrp.radar.configure({
+        RadarKey("eth0", 4, 51): Expected("VI_WEB", 2, 100, Auth(), frozenset({IPv4Address("192.168.2.188")})),
+        RadarKey("eth0", 4, 52): Expected("VI_API", 2, 100, Auth(), frozenset({IPv4Address("192.168.2.189")})),
+        RadarKey("eth1", 4, 60): Expected("VI_MGMT", 2, 200, mgmt, frozenset({IPv4Address("10.1.0.100")})),
+    })
+
+    def advert(vrid: int, priority: int, vip: str, interval_s: int, auth: Auth | None = None) -> Advert:
+        auth = auth or Auth()
+        return Advert(version=2, vrid=vrid, priority=priority, addresses=(IPv4Address(vip),),
+                      interval_cs=interval_s * 100, auth_type=auth.type, auth_data=auth.data)
+
+    senders = [
+        ("eth1", IPv4Address("10.1.0.3"), advert(60, 100, "10.1.0.100", 2, mgmt), 2.0, 0.0),
+        ("eth1", IPv4Address("10.1.0.9"), advert(60, 120, "10.1.0.200", 2, Auth.pass_("test")), 2.0, 0.9),
+        ("eth0", IPv4Address("192.168.2.40"), advert(77, 150, "192.168.2.77", 1), 1.0, 0.3),
+    ]
+    now = asyncio.get_running_loop().time()
+    arrivals = []
+    for interface, src, ad, interval, phase in senders:
+        data = encode_ipv4_datagram(ad, src, MCAST_GROUP4)
+        t = now - 40 + phase
+        step = 0
+        while t <= now:
+            arrivals.append((t, interface, src, data))
+            step += 1
+            t += interval + 0.012 * math.sin(step * 1.7)  # a little scheduling jitter
+    for t, interface, src, data in sorted(arrivals, key=lambda a: a[0]):
+        vrrp.observe(interface, Received(data, src, MCAST_GROUP4, None, t))
 
 
 async def wait(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -220,6 +270,31 @@ async def shoot(out: Path) -> list[Path]:
                 await pilot.pause(0.3)
                 saved.append(Path(app.save_screenshot("help.svg", str(out))))
                 await pilot.press("escape")
+
+                flappy = ports["rs6"]
+                for _ in range(3):  # stop and start the listener: refusals between runs of successes
+                    link.listeners[flappy].close()
+                    await link.listeners[flappy].wait_closed()
+                    await pilot.pause(1.6)
+                    link.listeners[flappy] = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", flappy)
+                    await pilot.pause(2.4)
+                table.select(f"[127.0.0.1]:tcp:{ports['dns']}", f"[127.0.0.1]:tcp:{flappy}")
+                table.focus()
+                await pilot.press("h")
+                await wait(lambda: isinstance(app.screen, ChecksScreen) and app.screen.result is not None)
+                await pilot.press("n")
+                await wait(lambda: isinstance(app.screen, ChecksScreen) and app.screen.last_check is not None)
+                await pilot.pause(0.5)
+                saved.append(Path(app.save_screenshot("checks.svg", str(out))))
+                await pilot.press("escape")
+
+                radar_scene(engine)
+                await pilot.press("1")  # the VRRP panel, whose 'r' opens the wire radar
+                await pilot.press("r")
+                await wait(lambda: isinstance(app.screen, RadarScreen) and bool(app.screen.data.get("alarms")))
+                await pilot.pause(0.3)
+                saved.append(Path(app.save_screenshot("radar.svg", str(out))))
+                await pilot.press("escape")
         finally:
             stop.set()
             await feeder
@@ -243,10 +318,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent), help="output directory")
     parser.add_argument("--no-png", action="store_true", help="SVG only")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help="keep only these screenshots (e.g. radar), leave the others in --out untouched")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    svgs = asyncio.run(shoot(out))
+    if args.only:
+        # every scene still runs (each builds on the previous one); only the wanted files reach --out
+        with tempfile.TemporaryDirectory(prefix="lvsshots-") as scratch:
+            shot = asyncio.run(shoot(Path(scratch)))
+            svgs = [Path(shutil.copy(svg, out / svg.name)) for svg in shot if svg.stem in args.only]
+    else:
+        svgs = asyncio.run(shoot(out))
     pngs = [] if args.no_png else to_png(svgs)
     for path in [*svgs, *pngs]:
         print(path)

@@ -39,7 +39,7 @@ import dataclasses
 import re
 import shlex
 import ssl
-from collections.abc import Hashable, Sequence
+from collections.abc import Container, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +58,7 @@ from lvsconsole.config import model as m
 from lvsconsole.scripts.report import ScriptReporter
 from lvsconsole.scripts.vet import configured_user
 
-__all__ = ["LOG_KINDS", "CheckSetup", "build_checks", "from_config", "script_text"]
+__all__ = ["LOG_KINDS", "CheckSetup", "build_checks", "from_config", "same_probe", "script_text"]
 
 LOG_KINDS = {
     "TCP_CHECK": "TCP_CHECK",
@@ -90,6 +90,11 @@ class CheckSetup:
     script_user: RunAs | None = None
     """global_defs script_user, for scripts without a user of their own."""
     warnings: list[str] = field(default_factory=list)
+    origin: dict[str, str] = field(default_factory=dict)
+    """Config key of each virtual server built (``VirtualServer.key``) → its key in the check policy."""
+    ssl_context: ssl.SSLContext | None = None
+    """The client context SSL_GET checks use (built once, kept for the virtual servers a reload builds)."""
+    report_scripts: ScriptReporter | None = None
 
 
 def script_text(script: m.Script | None) -> str | None:
@@ -105,9 +110,18 @@ def from_config(config: m.Config) -> tuple[list[VirtualServerParams], dict[Check
 
 
 def build_checks(config: m.Config, *, ssl_context: ssl.SSLContext | None = None,
-                 report_scripts: ScriptReporter | None = None) -> CheckSetup:
-    """``report_scripts`` receives every MISC_CHECK run (exit, duration, output, or why it was refused)."""
-    return _Builder(config, ssl_context, report_scripts).build()
+                 report_scripts: ScriptReporter | None = None, only: Container[str] | None = None) -> CheckSetup:
+    """``report_scripts`` receives every MISC_CHECK run (exit, duration, output, or why it was refused).
+    ``only``: build just the virtual servers with these config keys (``VirtualServer.key``), for a reload."""
+    return _Builder(config, ssl_context, report_scripts).build(only)
+
+
+def same_probe(old: Checker, new: Checker, params: CheckParams) -> bool:
+    """Whether two checkers send the same probe (so a reload may keep the old one and its state)."""
+    if isinstance(old, FileChecker) and isinstance(new, FileChecker):
+        return (old.path, old.weight, old.reverse, old.name) == (new.path, new.weight, new.reverse, new.name)
+    identity = probe_identity(old, params)
+    return identity is not None and identity == probe_identity(new, params)
 
 
 @dataclass(slots=True)
@@ -138,7 +152,7 @@ class _Builder:
                  report_scripts: ScriptReporter | None = None) -> None:
         self.config = config
         self._report_scripts = report_scripts
-        self.setup = CheckSetup()
+        self.setup = CheckSetup(ssl_context=ssl_context, report_scripts=report_scripts)
         self._probes: dict[Hashable, Checker] = {}
         """One checker object per distinct probe: identical checks of one real server share it."""
         self._ssl_context = ssl_context
@@ -156,10 +170,10 @@ class _Builder:
     def warn(self, text: str) -> None:
         self.setup.warnings.append(text)
 
-    def build(self) -> CheckSetup:
+    def build(self, only: Container[str] | None = None) -> CheckSetup:
         seen: set[str] = set()
         for vs in self.config.virtual_servers:
-            if not vs.real_servers:
+            if not vs.real_servers or (only is not None and vs.key not in only):
                 continue
             vsp = self.virtual_server(vs)
             if vsp is None:
@@ -169,6 +183,8 @@ class _Builder:
                 continue
             seen.add(vsp.key)
             self.setup.virtual_servers.append(vsp)
+            self.setup.origin[vs.key] = vsp.key
+        self.setup.ssl_context = self._ssl_context
         return self.setup
 
     # ---- virtual and real servers --------------------------------------------------------------

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, TypeAlias
 
@@ -74,6 +74,7 @@ __all__ = [
     "DestUp",
     "DestWeight",
     "LogEvent",
+    "PolicyUpdate",
     "QuorumGained",
     "QuorumLost",
     "RealServerParams",
@@ -376,6 +377,16 @@ Action: TypeAlias = (
 )
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyUpdate:
+    """What :meth:`CheckPolicy.update` did: the actions to carry out, and the real servers it kept (their
+    checkers' state and schedule unchanged; every other real server of an updated virtual server starts
+    afresh)."""
+
+    actions: list[Action]
+    kept: set[RsRef]
+
+
 # --------------------------------------------------------------------------------------------------
 # State
 
@@ -460,22 +471,28 @@ class CheckPolicy:
         self._vs: dict[str, _Vs] = {}
         self._setup_log: list[Action] = []
         self._started = False
+        self._warmup_origin = 0.0
+        self._warmup_ordinal = 0
+        """Where the golden-ratio sequence of first-check offsets goes on (checkers added by a reload)."""
         for vsp in virtual_servers:
             self._add_vs(vsp)
 
     # ---- construction ----------------------------------------------------------------------------
 
     def _add_vs(self, vsp: VirtualServerParams) -> None:
+        if vsp.key in self._vs:
+            raise ValueError(f"duplicate virtual server {vsp.key}")
+        self._vs[vsp.key] = self._build_vs(vsp, self._setup_log)
+
+    def _build_vs(self, vsp: VirtualServerParams, log: list[Action]) -> _Vs:
         key = vsp.key
-        if key in self._vs:
-            raise ValueError(f"duplicate virtual server {key}")
         vs = _Vs(vsp, key, vsp.quorum, vsp.hysteresis)
         weight_sum = 0
         for rsp in vsp.real_servers:
             rkey = vsp.rs_key(rsp)
             if rkey in vs.rs:
                 msg = f"VS {key}: real server {rkey} is duplicated - removing second rs"
-                self._setup_log.append(LogEvent(msg, "warning", key))
+                log.append(LogEvent(msg, "warning", key))
                 continue
             rs = _Rs(rsp, rkey, rsp.inhibit_on_failure, rsp.weight)
             for i, cp in enumerate(rsp.checkers):
@@ -497,7 +514,7 @@ class CheckPolicy:
                 vsp.sorry_server_inhibit,
             )
         if vs.quorum > weight_sum:
-            self._setup_log.append(
+            log.append(
                 LogEvent(
                     f"Warning - quorum {vs.quorum} for {key} exceeds total weight of real servers "
                     f"{weight_sum}, reducing quorum to {weight_sum}",
@@ -508,7 +525,7 @@ class CheckPolicy:
             vs.quorum = max(weight_sum, 0)
         if vs.hysteresis >= vs.quorum and (vs.hysteresis or vs.quorum):
             new_h = max(vs.quorum - 1, 0)
-            self._setup_log.append(
+            log.append(
                 LogEvent(
                     f"Virtual server {key}: hysteresis {vs.hysteresis} >= quorum {vs.quorum}; "
                     f"setting hysteresis to {new_h}",
@@ -519,7 +536,7 @@ class CheckPolicy:
             vs.hysteresis = new_h
         # set_quorum_states(): nothing is alive before start-up.
         vs.quorum_up = vs.quorum + vs.hysteresis <= 0
-        self._vs[key] = vs
+        return vs
 
     # ---- queries ---------------------------------------------------------------------------------
 
@@ -587,6 +604,9 @@ class CheckPolicy:
         _, r, ch = self._lookup(rs, checker)
         if ch.params.kind != "FILE_CHECK":
             raise ValueError(f"checker #{checker} of {rs.rs} is a {ch.params.kind}, not a FILE_CHECK")
+        self._preset_file(r, ch, ok, weight)
+
+    def _preset_file(self, r: _Rs, ch: _Checker, ok: bool, weight: int) -> None:
         r.effective_weight -= ch.cur_weight
         ch.cur_weight = 0
         self._set_checker_state(r, ch, ok)
@@ -612,19 +632,95 @@ class CheckPolicy:
                 before = prev.rs.get(rkey)
                 if before is None or before.params != rs.params:
                     continue
-                rs.alive, rs.set, rs.ipvs_weight = before.alive, before.set, before.ipvs_weight
-                rs.num_failed, rs.effective_weight = before.num_failed, before.effective_weight
-                for ch, was in zip(rs.checkers, before.checkers, strict=True):
-                    ch.is_up, ch.has_run, ch.retry_it = was.is_up, was.has_run, was.retry_it
-                    ch.last_exit_code, ch.next_time = was.last_exit_code, was.next_time
-                    ch.last_ok, ch.cur_weight = was.last_ok, was.cur_weight
-                    ch.fail_streak, ch.rise_streak = was.fail_streak, was.rise_streak
+                self._carry_rs(rs, before)
                 adopted.append(rkey)
-            vs.quorum_up = prev.quorum_up
-            if vs.sorry is not None and prev.sorry is not None and vs.sorry.key == prev.sorry.key:
-                vs.sorry.alive, vs.sorry.set = prev.sorry.alive, prev.sorry.set
-                vs.sorry.ipvs_weight = prev.sorry.ipvs_weight
+            self._carry_vs(vs, prev)
         return adopted
+
+    @staticmethod
+    def _carry_rs(rs: _Rs, before: _Rs) -> None:
+        rs.alive, rs.set, rs.ipvs_weight = before.alive, before.set, before.ipvs_weight
+        rs.num_failed, rs.effective_weight = before.num_failed, before.effective_weight
+        for ch, was in zip(rs.checkers, before.checkers, strict=True):
+            ch.is_up, ch.has_run, ch.retry_it = was.is_up, was.has_run, was.retry_it
+            ch.last_exit_code, ch.next_time = was.last_exit_code, was.next_time
+            ch.last_ok, ch.cur_weight = was.last_ok, was.cur_weight
+            ch.fail_streak, ch.rise_streak = was.fail_streak, was.rise_streak
+
+    @staticmethod
+    def _carry_vs(vs: _Vs, prev: _Vs) -> None:
+        vs.quorum_up = prev.quorum_up
+        if vs.sorry is not None and prev.sorry is not None and vs.sorry.key == prev.sorry.key:
+            vs.sorry.alive, vs.sorry.set = prev.sorry.alive, prev.sorry.set
+            vs.sorry.ipvs_weight = prev.sorry.ipvs_weight
+
+    def update(
+        self,
+        updated: Iterable[VirtualServerParams],
+        removed: Iterable[str],
+        now: float,
+        *,
+        restart: Container[RsRef] = frozenset(),
+        file_states: Mapping[CheckerRef, tuple[bool, int]] | None = None,
+    ) -> PolicyUpdate:
+        """Apply a reload to a running policy, one virtual server at a time; the others are not touched.
+
+        ``removed`` virtual servers go (no actions: their dests leave IPVS with the config). Each of
+        ``updated`` replaces the virtual server of its key, or is added. A real server whose checkers'
+        parameters are unchanged (and that is not in ``restart``: the caller knows when a probe's target
+        changed although its timing did not) keeps its checkers' state and schedule; a changed weight or
+        inhibit_on_failure is applied to it in place. Every other real server starts afresh, as at
+        :meth:`start`, its FILE_CHECKs preset from ``file_states`` (ok, weight). Quorum is then
+        re-evaluated for each updated virtual server."""
+        if not self._started:
+            raise RuntimeError("update() is for a started policy; before start(), use adopt()")
+        acts: list[Action] = []
+        kept: set[RsRef] = set()
+        for key in removed:
+            self._vs.pop(key, None)
+        fresh: list[_Vs] = []
+        for vsp in updated:
+            vs = self._build_vs(vsp, acts)
+            prev = self._vs.get(vs.key)
+            if prev is not None:
+                self._carry_vs(vs, prev)
+                kept |= self._carry_unchanged(vs, prev, restart, acts)
+            self._vs[vs.key] = vs  # a replaced virtual server keeps its place in the order
+            for rs in vs.rs.values():
+                if RsRef(vs.key, rs.key) in kept:
+                    continue
+                for ch in rs.checkers:
+                    state = (file_states or {}).get(CheckerRef(RsRef(vs.key, rs.key), ch.index))
+                    if state is not None and ch.params.kind == "FILE_CHECK":
+                        self._preset_file(rs, ch, *state)
+            fresh.append(vs)
+        for vs in fresh:
+            self._schedule_first_checks(vs, now, acts)
+        for vs in fresh:
+            self._settle_vs(vs, acts)
+        return PolicyUpdate(acts, kept)
+
+    def _carry_unchanged(self, vs: _Vs, prev: _Vs, restart: Container[RsRef], acts: list[Action]) -> set[RsRef]:
+        kept: set[RsRef] = set()
+        for rkey, rs in vs.rs.items():
+            before = prev.rs.get(rkey)
+            ref = RsRef(vs.key, rkey)
+            if before is None or before.params.checkers != rs.params.checkers or ref in restart:
+                continue
+            self._carry_rs(rs, before)
+            kept.add(ref)
+            if rs.params.weight != before.params.weight and not self._dynamic_weight_in_force(rs):
+                # FILE_CHECK contributions stay on top of the configured weight
+                self._update_svr_wgt(vs, rs, rs.effective_weight + rs.params.weight - before.params.weight, False,
+                                     acts)
+            if not rs.alive and rs.set and not rs.inhibit:  # inhibit_on_failure turned off while down
+                acts.append(self._ipvs_del(vs, rs, force=True))
+        return kept
+
+    @staticmethod
+    def _dynamic_weight_in_force(rs: _Rs) -> bool:
+        """A misc_dynamic exit status (2..255) sets the weight: the configured one does not apply."""
+        return any(ch.params.misc_dynamic and ch.last_exit_code >= 2 for ch in rs.checkers)
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -635,39 +731,44 @@ class CheckPolicy:
         self._started = True
         acts: list[Action] = list(self._setup_log)
         self._setup_log.clear()
-        origin = self._rng.random()
-        ordinal = 0
+        self._warmup_origin = self._rng.random()
         for vs in self._vs.values():
-            for rs in vs.rs.values():
-                for ch in rs.checkers:
-                    if ch.next_time != math.inf:
-                        continue  # adopted from the previous config: its schedule goes on
-                    acts.append(
-                        LogEvent(
-                            f"Activating healthchecker for service {rs.key} for VS {vs.key}",
-                            "info",
-                            vs.key,
-                            rs.key,
-                        )
-                    )
-                    offset = ch.params.effective_warmup * ((origin + ordinal * _GOLDEN) % 1.0)
-                    ch.next_time = now + self._bootstrap_delay + offset
-                    ordinal += 1
+            self._schedule_first_checks(vs, now, acts)
         for vs in self._vs.values():
-            for rs in vs.rs.values():
-                if (rs.num_failed == 0 and not rs.alive) or (rs.inhibit and not rs.set):
-                    acts.append(self._ipvs_add(vs, rs))
-                    if rs.num_failed == 0:
-                        rs.alive = True
-                        if self._rs_init_notifies:
-                            self._rs_notifies(vs, rs, acts)
-            self._update_quorum(vs, True, acts)
-            s = vs.sorry
-            if s is not None and s.inhibit and not s.set:
-                s.set = True
-                s.ipvs_weight = 0
-                acts.append(SorryServerOff(vs.key, s.key, s.address, s.port, 0))
+            self._settle_vs(vs, acts)
         return acts
+
+    def _schedule_first_checks(self, vs: _Vs, now: float, acts: list[Action]) -> None:
+        for rs in vs.rs.values():
+            for ch in rs.checkers:
+                if ch.next_time != math.inf:
+                    continue  # adopted from the previous config: its schedule goes on
+                acts.append(
+                    LogEvent(f"Activating healthchecker for service {rs.key} for VS {vs.key}", "info", vs.key, rs.key)
+                )
+                fraction = (self._warmup_origin + self._warmup_ordinal * _GOLDEN) % 1.0
+                ch.next_time = now + self._bootstrap_delay + ch.params.effective_warmup * fraction
+                self._warmup_ordinal += 1
+
+    def _settle_vs(self, vs: _Vs, acts: list[Action]) -> None:
+        """Put the virtual server's real servers where their state says, then its quorum and sorry server."""
+        for rs in vs.rs.values():
+            if (rs.num_failed == 0 and not rs.alive) or (rs.inhibit and not rs.set):
+                acts.append(self._ipvs_add(vs, rs))
+                if rs.num_failed == 0:
+                    rs.alive = True
+                    if self._rs_init_notifies:
+                        self._rs_notifies(vs, rs, acts)
+            elif rs.alive and self._rs_changes_reach_ipvs(vs) and (
+                not rs.set or rs.ipvs_weight != real_weight(rs.effective_weight)
+            ):
+                acts.append(self._ipvs_add(vs, rs))  # a reload took away the sorry server standing in for it
+        self._update_quorum(vs, True, acts)
+        s = vs.sorry
+        if s is not None and s.inhibit and not s.set:
+            s.set = True
+            s.ipvs_weight = 0
+            acts.append(SorryServerOff(vs.key, s.key, s.address, s.port, 0))
 
     def shutdown(self, now: float) -> list[Action]:
         """Remove everything from IPVS; with ``omega`` run notify_down / quorum_down on the way out."""

@@ -37,7 +37,7 @@ import heapq
 import itertools
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -120,13 +120,18 @@ class _Group:
     refs: tuple[CheckerRef, ...]
     checker: Checker
     params: CheckParams
+    entry: int = -1
+    """Sequence number of the group's live heap entry (-1: none, e.g. while its probe runs). A reload that
+    reschedules or drops a group leaves the old entry in the heap; the dispatcher skips it."""
+    due: float = math.inf
+    """When that entry is due."""
 
 
 def _group_refs(
-    policy: CheckPolicy, checkers: Mapping[CheckerRef, Checker]
+    policy: CheckPolicy, checkers: Mapping[CheckerRef, Checker], refs: Iterable[CheckerRef] | None = None
 ) -> tuple[list[_Group], dict[CheckerRef, _Group]]:
     members: dict[tuple[int, CheckParams], list[CheckerRef]] = {}
-    for ref in policy.checker_refs():
+    for ref in policy.checker_refs() if refs is None else refs:
         checker = checkers.get(ref)
         if checker is not None:
             members.setdefault((id(checker), policy.checker_params(ref.rs, ref.index)), []).append(ref)
@@ -162,7 +167,8 @@ class CheckRunner:
         self._on_stall = on_stall
         self._max_concurrency = max_concurrency
         self._phase_slack = phase_slack
-        self._groups, self._group_of = _group_refs(policy, self._checkers)
+        groups, self._group_of = _group_refs(policy, self._checkers)
+        self._groups: dict[_Group, None] = dict.fromkeys(groups)
         self._stall: StallDetector[_Group] = StallDetector()
         self._heap: list[tuple[float, int, _Group]] = []
         self._seq = itertools.count()
@@ -175,8 +181,12 @@ class CheckRunner:
         self._slot: asyncio.Future[None] | None = None
         self._expired: set[asyncio.Task[None]] = set()
         self._stopping = False
-        self.stats = RunnerStats(shared=len(self._group_of) - len(self._groups))
+        self.stats = RunnerStats()
+        self._count_shared()
         self.last_lateness: dict[CheckerRef, float] = {}
+        self._paused: set[CheckerRef] = set()
+        self._parked: list[_Group] = []
+        """Groups taken off the schedule because every ref they feed is paused."""
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
@@ -211,6 +221,43 @@ class CheckRunner:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    def update(self, removed: Iterable[CheckerRef], added: Mapping[CheckerRef, Checker]) -> None:
+        """Follow a reload the policy has already applied (:meth:`CheckPolicy.update`): stop checking the
+        ``removed`` refs and start the ``added`` ones (each due when the policy says). Every other ref
+        keeps its place in the schedule; a shared probe that loses a ref goes on for the others, at the
+        time the first of them is due."""
+        touched: dict[_Group, None] = {}
+        for ref in removed:
+            self._checkers.pop(ref, None)
+            self.last_lateness.pop(ref, None)
+            if ref not in added:
+                self._paused.discard(ref)
+            group = self._group_of.pop(ref, None)
+            if group is not None:
+                group.refs = tuple(r for r in group.refs if r != ref)
+                touched[group] = None
+        for group in touched:
+            if not group.refs:
+                del self._groups[group]
+                group.entry = -1
+                self._stall.forget(group)
+            elif group.entry >= 0 and self._due(group) != group.due:  # the due time was the removed ref's
+                group.entry = -1
+                self._push(group, None)
+        if any(not group.refs for group in self._parked):
+            self._parked = [group for group in self._parked if group.refs]
+        self._checkers.update(added)
+        groups, group_of = _group_refs(self._policy, self._checkers, added)
+        self._group_of.update(group_of)
+        for group in groups:
+            self._groups[group] = None
+            if self._dispatcher is not None:
+                self._push(group, None)
+        self._count_shared()
+
+    def _count_shared(self) -> None:
+        self.stats.shared = len(self._group_of) - len(self._groups)
+
     # ---- queries ---------------------------------------------------------------------------------
 
     def is_stalled(self, ref: CheckerRef) -> bool:
@@ -218,22 +265,44 @@ class CheckRunner:
         group = self._group_of.get(ref)
         return group is not None and self._stall.is_stalled(group)
 
+    def stalled_refs(self) -> list[CheckerRef]:
+        """Every ref whose check is stalled now: ``is_stalled`` of all of them, in one pass over the stalls."""
+        return [ref for group in self._stall.stalled() for ref in group.refs]
+
     def sharing(self, ref: CheckerRef) -> int:
         """How many refs the probe behind ``ref`` feeds (1: not shared; 0: ``ref`` has no checker)."""
         group = self._group_of.get(ref)
         return len(group.refs) if group is not None else 0
+
+    # ---- pausing (an operator's maint) -------------------------------------------------------------
+
+    def pause(self, refs: Iterable[CheckerRef]) -> None:
+        """Stop probing for ``refs``: a probe that feeds only paused refs is no longer sent, and results reach
+        the policy only for refs that are not paused. The policy keeps their state as it was."""
+        self._paused.update(refs)
+
+    def resume(self, refs: Iterable[CheckerRef]) -> None:
+        """Probe for ``refs`` again; a parked probe runs at once if it is overdue."""
+        self._paused.difference_update(refs)
+        parked, self._parked = self._parked, []
+        for group in parked:
+            if self._all_paused(group):
+                self._parked.append(group)
+            elif not self._stopping:
+                self._push(group, None)
+
+    def _all_paused(self, group: _Group) -> bool:
+        return bool(self._paused) and all(ref in self._paused for ref in group.refs)
 
     # ---- scheduling ------------------------------------------------------------------------------
 
     def _push(self, group: _Group, last_result: float | None) -> None:
         """Queue the group's next probe: when the first of its refs is due. ``last_result`` is when the
         previous probe finished (None before the first one)."""
-        policy = self._policy
-        refs = group.refs
-        if len(refs) == 1:
-            due = policy.next_check_time(refs[0].rs, refs[0].index)
-        else:
-            due = min(policy.next_check_time(ref.rs, ref.index) for ref in refs)
+        if not group.refs:  # a reload took every ref of a probe that was running
+            self._stall.forget(group)
+            return
+        due = self._due(group)
         if not math.isfinite(due):
             self._stall.forget(group)
             return
@@ -241,12 +310,21 @@ class CheckRunner:
         resumed = self._stall.expect(group, last_result=since, due=due, timeout=group.checker.timeout)
         if resumed is not None:
             self._report_stall(group, resumed)
-        heapq.heappush(self._heap, (due, next(self._seq), group))
+        group.entry, group.due = next(self._seq), due
+        heapq.heappush(self._heap, (due, group.entry, group))
         if due < self._wake_at:
             self._wake_at = due
             wake = self._wake
             if wake is not None and not wake.done():
                 wake.set_result(None)
+
+    def _due(self, group: _Group) -> float:
+        """When the first of the group's refs is due."""
+        policy = self._policy
+        refs = group.refs
+        if len(refs) == 1:
+            return policy.next_check_time(refs[0].rs, refs[0].index)
+        return min(policy.next_check_time(ref.rs, ref.index) for ref in refs)
 
     async def _dispatch(self) -> None:
         loop = asyncio.get_running_loop()
@@ -260,7 +338,14 @@ class CheckRunner:
                     await self._slot
                     horizon = loop.time() + DISPATCH_QUANTUM
                     continue
-                due, _, group = heapq.heappop(heap)
+                due, entry, group = heapq.heappop(heap)
+                if entry != group.entry:
+                    continue  # superseded by a reload
+                group.entry = -1
+                if self._all_paused(group):
+                    self._stall.forget(group)  # silence is expected while paused
+                    self._parked.append(group)
+                    continue
                 checker = group.checker
                 stats.in_flight += 1
                 self._stall.started(group)
@@ -334,6 +419,8 @@ class CheckRunner:
         records = [
             CheckRecord(ref, outcome, scheduled, started, finished, primary=i == 0) for i, ref in enumerate(group.refs)
         ]
+        if not records:
+            return  # a reload removed every ref of this probe while it ran
         self._account(records)
         if self._stopping:
             return
@@ -341,6 +428,8 @@ class CheckRunner:
         on_time = finished - scheduled <= self._phase_slack
         actions: list[Action] = []
         for ref in group.refs:
+            if ref in self._paused:
+                continue
             if on_time:
                 actions += self._policy.record_outcome(ref.rs, ref.index, outcome, scheduled, started=scheduled)
             else:

@@ -32,22 +32,31 @@ import random
 import resource
 import shlex
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from lvsconsole.check.from_config import CheckSetup, build_checks
+from lvsconsole.check.from_config import CheckSetup, build_checks, same_probe
 from lvsconsole.check.misc import RunAs, run_script
 from lvsconsole.check.policy import (
     BOOTSTRAP_DELAY,
     Action,
     CheckerRef,
+    CheckOutcome,
     CheckPolicy,
+    DestDown,
+    DestUp,
+    DestWeight,
     LogEvent,
+    RealServerParams,
+    RealServerState,
     RsRef,
     RunNotify,
+    VirtualServerParams,
 )
-from lvsconsole.check.runner import CheckRecord, CheckRunner
+from lvsconsole.check.reload import touched_virtual_servers
+from lvsconsole.check.runner import TIMEOUT_GRACE, Checker, CheckRecord, CheckRunner
 from lvsconsole.check.stall import StallNotice, stall_text
+from lvsconsole.config.diff import ReloadPlan
 from lvsconsole.config.model import Config
 
 __all__ = [
@@ -70,6 +79,9 @@ LATENESS_WINDOW = 10_000
 """Recent checks kept for the lateness percentiles of the snapshot."""
 
 ApplyActions = Callable[[Sequence[Action]], Awaitable[None] | None]
+
+_RS_ACTIONS = (DestUp, DestDown, DestWeight, RealServerState)
+"""Actions that move one real server's IPVS or alive state (a quorum change moves others' than the checked one)."""
 
 
 def default_concurrency() -> int:
@@ -239,6 +251,9 @@ class CheckService:
         self._stall_listeners: list[Callable[[StallNotice[CheckerRef]], None]] = []
         self.history: deque[LogEvent] = deque(maxlen=history)
         self._records: dict[CheckerRef, CheckRecord] = {}
+        self._rs_snapshots: dict[RsRef, RealServerSnapshot] = {}
+        """Per real server, its last snapshot; dropped when a result, a stall or an IPVS action concerns it,
+        so that a snapshot of tens of thousands of servers builds again only the few that moved."""
         self._lateness: deque[float] = deque(maxlen=LATENESS_WINDOW)
         self._pending: deque[Sequence[Action] | None] = deque()
         self._pending_ready: asyncio.Event | None = None
@@ -260,6 +275,7 @@ class CheckService:
             out = reader.read()
             self.policy.preset_file_state(ref.rs, ref.index, out.ok, out.weight or 0)
         self.runner.start()
+        self._rs_snapshots.clear()
         self._running = True
 
     async def stop(self, *, shutdown: bool = True, notify_grace: float = 5.0) -> None:
@@ -292,6 +308,97 @@ class CheckService:
     def running(self) -> bool:
         return self._running
 
+    def reload(self, config: Config, plan: ReloadPlan) -> bool:
+        """Apply a reload to the running checks, touching only the virtual servers ``plan`` changes.
+
+        In those, a real server whose checkers are unchanged (same parameters, same probe) keeps its
+        checker objects, state and schedule (a new weight or inhibit_on_failure is applied in place);
+        removed checks stop, added and changed ones start as at start-up. Every other virtual server is
+        left alone. Returns False, having changed nothing, when the change reaches every check (global
+        checker settings, the SSL block) or cannot be applied in place: the caller then builds a new
+        service (and :meth:`CheckPolicy.adopt` carries the state over)."""
+        if not self._running:
+            return False
+        touched = touched_virtual_servers(plan, self.config, config)
+        if touched is None:
+            return False
+        setup = self.setup
+        part = build_checks(config, ssl_context=setup.ssl_context, report_scripts=setup.report_scripts,
+                            only=touched)
+        old_keys = {setup.origin[key] for key in touched if key in setup.origin}
+        new_keys = {vsp.key for vsp in part.virtual_servers}
+        if len(new_keys) != len(part.virtual_servers) or any(
+            vsp.key not in old_keys and vsp.key in self._vs_params() for vsp in part.virtual_servers
+        ):
+            return False  # a key collision between virtual servers: the whole build reports it
+        old_refs = [ref for key in old_keys for ref in self._refs_of(key)]
+        restart = self._changed_probes(part)
+        file_states = {}
+        for ref, reader in part.file_checkers.items():
+            out = reader.read()
+            file_states[ref] = (out.ok, out.weight or 0)
+        update = self.policy.update(part.virtual_servers, old_keys - new_keys, asyncio.get_running_loop().time(),
+                                    restart=restart, file_states=file_states)
+        removed = [ref for ref in old_refs if ref.rs not in update.kept]
+        added = {ref: checker for ref, checker in part.checkers.items() if ref.rs not in update.kept}
+        self._splice_setup(config, touched, part, removed, added)
+        self.runner.update(removed, added)
+        self.config = config
+        self._rs_snapshots.clear()  # shared probes outside the touched servers may have lost a member
+        self._on_actions([*(LogEvent(w, "warning") for w in part.warnings), *update.actions])
+        return True
+
+    def _vs_params(self) -> dict[str, VirtualServerParams]:
+        return {vsp.key: vsp for vsp in self.setup.virtual_servers}
+
+    def _refs_of(self, vs: str) -> list[CheckerRef]:
+        return [CheckerRef(rs, i) for rs in self.policy.real_servers(vs) for i in range(self.policy.checker_count(rs))]
+
+    def _changed_probes(self, part: CheckSetup) -> set[RsRef]:
+        """Real servers of ``part`` whose checkers keep their parameters but would now probe differently
+        (another connect_port, URL, script …): those start afresh."""
+        changed: set[RsRef] = set()
+        for vsp in part.virtual_servers:
+            for rsp in vsp.real_servers:
+                ref = vsp.ref(rsp)
+                for index, params in enumerate(rsp.checkers):
+                    cref = CheckerRef(ref, index)
+                    old, new = self.setup.checkers.get(cref), part.checkers.get(cref)
+                    if old is None or new is None or not same_probe(old, new, params):
+                        changed.add(ref)
+                        break
+        return changed
+
+    def _splice_setup(self, config: Config, touched: set[str], part: CheckSetup, removed: Sequence[CheckerRef],
+                      added: Mapping[CheckerRef, Checker]) -> None:
+        setup = self.setup
+        for ref in removed:
+            setup.checkers.pop(ref, None)
+            setup.kinds.pop(ref, None)
+            setup.targets.pop(ref, None)
+            setup.file_checkers.pop(ref, None)
+            self._records.pop(ref, None)
+        for ref, checker in added.items():
+            setup.checkers[ref] = checker
+            setup.kinds[ref] = part.kinds[ref]
+            setup.targets[ref] = part.targets[ref]
+            if ref in part.file_checkers:
+                setup.file_checkers[ref] = part.file_checkers[ref]
+        setup.scripts.update(part.scripts)
+        if setup.ssl_context is None:
+            setup.ssl_context = part.ssl_context
+        for key in touched:
+            setup.origin.pop(key, None)
+        setup.origin.update(part.origin)
+        params = self._vs_params()
+        params.update((vsp.key, vsp) for vsp in part.virtual_servers)
+        ordered: dict[str, VirtualServerParams] = {}
+        for vs in config.virtual_servers:  # in the config's order, as a whole build lists them
+            policy_key = setup.origin.get(vs.key)
+            if policy_key is not None and policy_key in params:
+                ordered.setdefault(policy_key, params[policy_key])
+        setup.virtual_servers = list(ordered.values())
+
     # ---- events --------------------------------------------------------------------------------
 
     def subscribe(self, maxsize: int = 10_000) -> EventSubscription:
@@ -316,6 +423,46 @@ class CheckService:
         (VS, RS) pair the check feeds)."""
         self._stall_listeners.append(listener)
 
+    async def run_now(self, rs: RsRef) -> list[CheckRecord]:
+        """Probe every checker of ``rs`` once, now, outside the schedule (``check now``); one record each.
+
+        The result feeds the policy as a scheduled run's would (retry, rise/fall, up/down, IPVS): a probe
+        is an observation of the server whenever it runs, and keepalived's rules (retry+1 failures to go
+        down) still hold. The runner's schedule is left alone: the next scheduled probe runs when it was
+        due. A probe shared by several (VS, RS) pairs feeds all of them, as the runner's does.
+        Raises KeyError for a real server the policy does not know."""
+        count = self.policy.checker_count(rs)
+        records = await asyncio.gather(*(self._probe_now(CheckerRef(rs, i)) for i in range(count)))
+        return [r for r in records if r is not None]
+
+    async def _probe_now(self, ref: CheckerRef) -> CheckRecord | None:
+        checker = self.setup.checkers.get(ref)
+        if checker is None:
+            return None
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            async with asyncio.timeout(checker.timeout + TIMEOUT_GRACE):
+                outcome = await checker.check()
+        except TimeoutError:
+            outcome = CheckOutcome(False, f"Check on service {{rs}} timed out after {checker.timeout:g}s.",
+                                   reason="timeout", timed_out=True)
+        except Exception as exc:  # as the runner: a broken checker is a failed check
+            outcome = CheckOutcome(False, f"Check on service {{rs}} raised {type(exc).__name__}: {exc}",
+                                   reason=type(exc).__name__)
+        finished = loop.time()
+        params = self.policy.checker_params(ref.rs, ref.index)
+        peers = [ref, *(r for r in self.policy.checker_refs() if r != ref and self.setup.checkers.get(r) is checker
+                        and self.policy.checker_params(r.rs, r.index) == params)]
+        actions: list[Action] = []
+        for peer in peers:
+            record = CheckRecord(peer, outcome, started, started, finished, primary=False)  # no lateness: unscheduled
+            if self._running:
+                actions += self.policy.record_outcome(peer.rs, peer.index, outcome, finished, started=started)
+            self._on_record(record)
+        self._on_actions(actions)
+        return CheckRecord(ref, outcome, started, started, finished)
+
     def checker_kind(self, ref: CheckerRef) -> str:
         """The config block of a checker (TCP_CHECK, HTTP_GET, …)."""
         return self.setup.kinds.get(ref) or self.policy.checker_params(ref.rs, ref.index).kind
@@ -328,8 +475,27 @@ class CheckService:
             return False
         return any(self.runner.is_stalled(CheckerRef(rs, i)) for i in range(count))
 
+    def stalled_servers(self) -> set[RsRef]:
+        """The real servers ``check_stalled`` is true of, all at once (a snapshot of thousands asks this)."""
+        return {ref.rs for ref in self.runner.stalled_refs()}
+
+    def pause(self, rs: RsRef) -> None:
+        """Stop checking this real server in this virtual server (an operator's maint); its state is kept."""
+        self.runner.pause(self._checker_refs(rs))
+
+    def resume(self, rs: RsRef) -> None:
+        """Check it again (an overdue check runs at once)."""
+        self.runner.resume(self._checker_refs(rs))
+
+    def _checker_refs(self, rs: RsRef) -> list[CheckerRef]:
+        try:
+            return [CheckerRef(rs, i) for i in range(self.policy.checker_count(rs))]
+        except KeyError:
+            return []
+
     def _on_record(self, record: CheckRecord) -> None:
         self._records[record.ref] = record
+        self._stale(record.ref.rs)
         if record.primary:  # a shared probe's lateness counts once
             self._lateness.append(record.lateness)
         for listener in self._record_listeners:
@@ -345,6 +511,7 @@ class CheckService:
 
     def _on_stall(self, notice: StallNotice[CheckerRef]) -> None:
         # Not an action: the director publishes its own CheckStalled event, which is logged.
+        self._stale(notice.key.rs)
         event = self.stall_log_event(notice)
         self.history.append(event)
         for sub in self._subscribers:
@@ -367,6 +534,8 @@ class CheckService:
                 task = asyncio.get_running_loop().create_task(self._notify(a), name=f"notify {a.event}")
                 self._notify_tasks.add(task)
                 task.add_done_callback(self._notify_tasks.discard)
+            elif isinstance(a, _RS_ACTIONS):
+                self._stale(RsRef(a.vs, a.rs))
         if self._apply is not None:
             self._enqueue(actions)
 
@@ -411,50 +580,25 @@ class CheckService:
 
     # ---- snapshot ------------------------------------------------------------------------------
 
-    def snapshot(self) -> ServiceSnapshot:
+    def snapshot(self, *, servers: bool = True) -> ServiceSnapshot:
+        """``servers=False``: the service-wide figures only, without the per-server part (which costs as much
+        as there are checkers: the director's snapshot, taken at every console refresh, needs the figures)."""
         loop_time = asyncio.get_running_loop().time() if self._running else 0.0
         p = self.policy
         vss = []
-        for vsp in self.setup.virtual_servers:
+        for vsp in self.setup.virtual_servers if servers else ():
             vkey = vsp.key
-            dests = p.desired_dests(vkey) if self._started else {}
+            cached = self._rs_snapshots
+            dests: dict[str, int] | None = None
             rss = []
             for rsp in vsp.real_servers:
                 ref = RsRef(vkey, vsp.rs_key(rsp))
-                checkers = []
-                for i in range(len(rsp.checkers)):
-                    cref = CheckerRef(ref, i)
-                    rec = self._records.get(cref)
-                    checkers.append(
-                        CheckerSnapshot(
-                            index=i,
-                            kind=self.setup.kinds.get(cref, rsp.checkers[i].kind),
-                            target=self.setup.targets.get(cref, ""),
-                            up=p.checker_up(ref, i),
-                            last_ok=rec.outcome.ok if rec else None,
-                            last_detail=rec.outcome.detail.replace("{rs}", ref.rs).replace("{vs}", vkey) if rec else "",
-                            last_reason=rec.outcome.reason if rec else "",
-                            last_finished=rec.finished if rec else None,
-                            last_duration=rec.duration if rec else None,
-                            lateness=rec.lateness if rec else None,
-                            next_due=p.next_check_time(ref, i),
-                            stalled=self.runner.is_stalled(cref),
-                            shared=self.runner.sharing(cref),
-                        )
-                    )
-                rss.append(
-                    RealServerSnapshot(
-                        vs=vkey,
-                        rs=ref.rs,
-                        address=rsp.address,
-                        port=rsp.port,
-                        alive=p.is_alive(ref),
-                        weight=rsp.weight,
-                        effective_weight=p.effective_weight(ref),
-                        ipvs_weight=dests.get(ref.rs),
-                        checkers=tuple(checkers),
-                    )
-                )
+                snap = cached.get(ref)
+                if snap is None:
+                    if dests is None:
+                        dests = p.desired_dests(vkey) if self._started else {}
+                    snap = cached[ref] = self._rs_snapshot(vkey, rsp, ref, dests)
+                rss.append(snap)
             q, h = p.quorum(vkey)
             vss.append(
                 VirtualServerSnapshot(
@@ -480,6 +624,46 @@ class CheckService:
             lateness_max=stats.max_lateness,
             virtual_servers=tuple(vss),
         )
+
+
+    def _rs_snapshot(self, vkey: str, rsp: RealServerParams, ref: RsRef, dests: dict[str, int]) -> RealServerSnapshot:
+        p = self.policy
+        checkers = []
+        for i in range(len(rsp.checkers)):
+            cref = CheckerRef(ref, i)
+            rec = self._records.get(cref)
+            checkers.append(
+                CheckerSnapshot(
+                    index=i,
+                    kind=self.setup.kinds.get(cref, rsp.checkers[i].kind),
+                    target=self.setup.targets.get(cref, ""),
+                    up=p.checker_up(ref, i),
+                    last_ok=rec.outcome.ok if rec else None,
+                    last_detail=rec.outcome.detail.replace("{rs}", ref.rs).replace("{vs}", vkey) if rec else "",
+                    last_reason=rec.outcome.reason if rec else "",
+                    last_finished=rec.finished if rec else None,
+                    last_duration=rec.duration if rec else None,
+                    lateness=rec.lateness if rec else None,
+                    next_due=p.next_check_time(ref, i),
+                    stalled=self.runner.is_stalled(cref),
+                    shared=self.runner.sharing(cref),
+                )
+            )
+        return RealServerSnapshot(
+            vs=vkey,
+            rs=ref.rs,
+            address=rsp.address,
+            port=rsp.port,
+            alive=p.is_alive(ref),
+            weight=rsp.weight,
+            effective_weight=p.effective_weight(ref),
+            ipvs_weight=dests.get(ref.rs),
+            checkers=tuple(checkers),
+        )
+
+    def _stale(self, ref: RsRef) -> None:
+        """This real server's snapshot must be built again (its checks or its IPVS state moved)."""
+        self._rs_snapshots.pop(ref, None)
 
 
 def _percentile(sorted_values: Sequence[float], q: float) -> float:

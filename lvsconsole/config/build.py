@@ -879,6 +879,19 @@ class Builder:
             except BadValue as exc:
                 self.bad(exc, n.keyword)
 
+        def min_healthy(n: Node, key: str, f: Fields, lc: LocMap) -> None:
+            try:
+                w = v.one(n.keyword, n.args, "N or P%")
+                self._too_many(n.keyword, n.args, 1)
+                percent = w.text.endswith("%")
+                count = v.integer(w._replace(text=w.text[:-1]) if percent else w, 0, 100 if percent else s.UINT32,
+                                  key)
+            except BadValue as exc:
+                self.bad(exc, n.keyword)
+                return
+            f[key] = m.MinHealthy(count, percent)
+            lc[key] = n.keyword.loc
+
         def sched_flag(n: Node, key: str, f: Fields, lc: LocMap) -> None:
             if self.no_block(n):
                 name = n.keyword.text
@@ -894,6 +907,7 @@ class Builder:
             specials={
                 "lvs_sched": sched, "protocol": protocol, "persistence_timeout": persistence,
                 "persistence_granularity": granularity, "sorry_server": sorry, "sched_flags": sched_flag,
+                "min_healthy": min_healthy,
                 "real_servers": real_server,
             },
             fields=dict(head),

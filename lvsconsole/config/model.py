@@ -396,6 +396,26 @@ Checker: TypeAlias = (
 # ---------------------------------------------------------------------------------------------- LVS
 
 Protocol = Literal["TCP", "UDP", "SCTP"]
+@dataclass(frozen=True)
+class MinHealthy:
+    """lvsconsole extension ``min_healthy N|P%``: the fewest healthy real servers a virtual server keeps.
+
+    Like PyBal's depool-threshold: health checks never depool a server when that would leave fewer, and the
+    operator's drain/maint needs a second confirmation."""
+
+    count: int
+    percent: bool = False
+
+    def required(self, pool: int) -> int:
+        """Healthy servers required out of ``pool`` configured ones (a percentage rounds up)."""
+        if not self.percent:
+            return self.count
+        return -(-self.count * pool // 100)
+
+    def __str__(self) -> str:
+        return f"{self.count}%" if self.percent else str(self.count)
+
+
 SCHEDULERS = ("rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh", "twos")
 
 
@@ -472,6 +492,8 @@ class VirtualServer:
     hysteresis: int = 0
     quorum_up: Script | None = None
     quorum_down: Script | None = None
+    min_healthy: MinHealthy | None = None
+    """lvsconsole extension: the fewest healthy real servers checks may leave (see MinHealthy)."""
     inhibit_on_failure: bool = False
     sorry_server: Endpoint | None = None
     sorry_server_inhibit: bool = False

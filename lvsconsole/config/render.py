@@ -442,6 +442,8 @@ def render_virtual_server(w: Writer, vs: m.VirtualServer) -> None:
         val = getattr(vs, key)
         if val is not None:
             w.line(key, script(val))
+    if vs.min_healthy is not None:
+        w.line("min_healthy", str(vs.min_healthy))
     if vs.inhibit_on_failure:
         w.line("inhibit_on_failure")
     if vs.sorry_server is not None:

@@ -239,6 +239,7 @@ VIRTUAL_SERVER: dict[str, Kw] = {
     "hysteresis": Kw("hysteresis", "int", 0, UINT32),
     "quorum_up": Kw("quorum_up", "script", max_args=3),
     "quorum_down": Kw("quorum_down", "script", max_args=3),
+    "min_healthy": Kw("min_healthy", "special", extension=True),
     "inhibit_on_failure": Kw("inhibit_on_failure", "bool"),
     "sorry_server": Kw("sorry_server", "special", max_args=2),
     "sorry_server_inhibit": Kw("sorry_server_inhibit", "bool"),

@@ -272,6 +272,11 @@ class Validator:
             if vs.real_servers and vs.quorum > total:
                 self.warn(f"virtual_server {label}: quorum {vs.quorum} exceeds the total weight {total}, "
                           "so quorum can never be reached", vs.locs.get("quorum"))
+            if vs.min_healthy is not None and vs.real_servers and vs.min_healthy.required(len(vs.real_servers)) > len(
+                    vs.real_servers):
+                self.warn(f"virtual_server {label}: min_healthy {vs.min_healthy} exceeds its "
+                          f"{len(vs.real_servers)} real servers, so checks can never depool one",
+                          vs.locs.get("min_healthy"))
             if vs.hysteresis and vs.hysteresis >= vs.quorum:
                 self.warn(f"virtual_server {label}: hysteresis {vs.hysteresis} >= quorum {vs.quorum}",
                           vs.locs.get("hysteresis"))

@@ -17,17 +17,25 @@ import pyparsing as pp
 
 from lvsconsole.config import model as m
 from lvsconsole.config import schema as s
+from lvsconsole.engine.director_api import ADMIN_STATES, AdminState
 from lvsconsole.engine.errors import CommandError
 from lvsconsole.engine.refs import RsRef, VsRef, parse_vip
 from lvsconsole.engine.walk import Token, UnterminatedQuote, Walker, tokenize
 
 SYNOPSIS = """\
 show vrrp [INSTANCE] | show vrrp explain [INSTANCE] | show vs [VS] | show rs [RS [in VS]] | show log [N]
-show config [running|candidate] | show diff | show stats | show history | show overrides
-drain RS [in VS]          weight 0: existing connections finish, new ones go elsewhere
-undrain RS [in VS]        back to the configured weight
+show vrrp radar           every VRRP sender heard on the wire: priority, jitter, mismatches, dual masters
+show config [running|candidate] | show diff | show stats | show overrides
+show history [VERSION]    applied configs (who, when, how), or one of them
+show blame [vs VS|rs RS [in VS]]   the version that last changed each virtual/real server, and who
+drain RS [in VS] [--force]    = state drain: existing connections finish, new ones go elsewhere
+undrain RS [in VS]        back to the configured weight (clears drain and a runtime weight)
 weight RS N|N% [in VS]    a runtime weight (N% of the configured weight)
-disable RS [in VS]        take the real server out of IPVS;  enable RS [in VS] puts it back
+disable RS [in VS] [--force]  = state maint;  enable RS [in VS] puts it back (checks resume)
+set rs RS [in VS] state ready|drain|maint [--force]
+                          ready: in service; drain: weight 0, checks continue, persistent clients may still
+                          land; maint: out of IPVS, checks paused
+--force: confirm a drain/maint/commit that leaves a VS with 0 healthy servers, below quorum or min_healthy
 set vs VS FIELD VALUE...  |  set rs RS [in VS] FIELD VALUE...  (candidate config)
 set vrrp INSTANCE FIELD VALUE...  |  set global FIELD VALUE...
 unset vs VS FIELD  |  unset rs RS [in VS] FIELD  |  unset vrrp INSTANCE FIELD  |  unset global FIELD
@@ -36,11 +44,16 @@ add vip IP[/LEN] to [vrrp] INSTANCE [dev IF] [label L]...
 delete vs VS  |  delete rs RS [from [vs] VS]  |  delete vip IP from [vrrp] INSTANCE  |  delete vrrp INSTANCE
 vrrp priority INSTANCE N|default  |  vrrp failover INSTANCE
 script test SCRIPT  |  script test misc RS [in VS]   run a vrrp_script / MISC_CHECK once now (a dry test)
-validate | diff | commit | rollback [N] | reload | write | help [WORD]
+show checks RS [in VS]    the health-check flight recorder: last probes, reasons, latency, flap score
+check now RS [in VS]      run the real server's health checks once now (the result counts, as a scheduled one)
+validate | diff [VERSION [VERSION]] | commit [--force] | rollback [VERSION] | reload | write | help [WORD]
+commit confirmed SECONDS [--force]   apply; rolls back by itself unless 'confirm' follows in time (again: extends)
+confirm                   keep the pending 'commit confirmed'
 
 RS: IP:port, [IPv6]:port or IP (every port).  VS: IP:port[/tcp|/udp|/sctp], fwmark N or group NAME.
 Without 'in VS' a real-server command applies to every virtual server that has that real server.
 FIELD: a keepalived keyword of that block (aliases such as lb_algo and lb_kind are accepted).
+VERSION: N versions back in the history (0 = running) or a digest prefix (4+ hex digits).
 Commands on one line are separated by ';'.
 """
 
@@ -88,7 +101,10 @@ class Command:
     """True when the command changes something (runtime state, candidate, running config, files)."""
 
 
-ShowTopic: TypeAlias = Literal["vrrp", "vs", "rs", "log", "config", "diff", "stats", "history", "overrides"]
+ShowTopic: TypeAlias = Literal["vrrp", "vs", "rs", "log", "config", "diff", "stats", "history", "overrides",
+                              "blame", "checks"]
+Version: TypeAlias = int | str
+"""A version of the config history: N back from running (0 = running), or a digest prefix (lower-case hex)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,6 +117,10 @@ class Show(Command):
     which: Literal["running", "candidate"] = "running"
     explain: bool = False
     """``show vrrp explain``: who is master, who would win an election now, and why."""
+    radar: bool = False
+    """``show vrrp radar``: every VRRP sender heard on the wire, and the dual-master alarms."""
+    version: Version | None = None
+    """``show history VERSION``: that one version."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,7 +129,16 @@ class RsCommand(Command):
 
     rs: RsRef
     vs: VsRef | None = None
+    force: bool = False
+    """``--force``: confirmed, so a change that endangers a virtual server (guard.py) is not refused."""
     MUTATES: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetState(RsCommand):
+    """HAProxy's operator states: ready, drain (weight 0, checks continue) or maint (out of IPVS, checks paused)."""
+
+    state: AdminState
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,7 +161,7 @@ class Weight(RsCommand):
 
 @dataclass(frozen=True, kw_only=True)
 class Disable(RsCommand):
-    """Take the real server out of IPVS (checks keep running)."""
+    """Maint: take the real server out of IPVS and pause its checks."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -274,19 +303,33 @@ class Validate(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class Diff(Command):
-    pass
+    """Candidate vs running; ``diff OLD``: version OLD vs running; ``diff OLD NEW``: between two versions."""
+
+    old: Version | None = None
+    new: Version | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class Commit(Command):
+    force: bool = False
+    """``--force``: apply even if deleted real servers leave a virtual server endangered (guard.py)."""
+    confirmed: float | None = None
+    """``commit confirmed SECONDS``: roll back by itself unless ``confirm`` comes within that time."""
+    MUTATES: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Confirm(Command):
+    """Keep the pending ``commit confirmed`` (cancel its automatic rollback)."""
+
     MUTATES: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, kw_only=True)
 class Rollback(Command):
-    """Load committed revision ``n`` back into the candidate (0 = discard candidate edits); ``commit`` applies."""
+    """Load a version of the history into the candidate (0 = discard candidate edits); ``commit`` applies."""
 
-    n: int = 1
+    version: Version = 1
     MUTATES: ClassVar[bool] = True
 
 
@@ -307,6 +350,16 @@ class Write(Command):
 @dataclass(frozen=True, kw_only=True)
 class Help(Command):
     words: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckNow(Command):
+    """Probe the real server's health checks once now, outside the schedule; the result feeds the check state
+    as a scheduled probe's would (see ``CheckService.run_now``)."""
+
+    rs: RsRef
+    vs: VsRef | None = None
+    MUTATES: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -364,7 +417,7 @@ def value_choices(keyword: str) -> tuple[str, ...]:
 
 # ---------------------------------------------------------------------------------------------- grammar
 
-SLOT_KINDS = ("instance", "vs", "rs", "vip", "int", "weight", "value", "word", "script",
+SLOT_KINDS = ("instance", "vs", "rs", "vip", "int", "weight", "value", "word", "script", "version", "seconds",
               "field:global", "field:vrrp", "field:vs", "field:rs")
 
 
@@ -416,6 +469,15 @@ def _int_action(s_: str, loc: int, toks: pp.ParseResults) -> int:
     return int(toks[0])
 
 
+MAX_POSITION_DIGITS = 5
+"""A version of at most this many digits is a position in the history, a longer one a digest prefix."""
+
+
+def _version_action(s_: str, loc: int, toks: pp.ParseResults) -> Version:
+    text: str = toks[0].lower()
+    return int(text) if text.isdigit() and len(text) <= MAX_POSITION_DIGITS else text
+
+
 def _get(t: pp.ParseResults, name: str) -> Any:
     """A named result, unwrapped when pyparsing kept it as a one-element group."""
     value = t.get(name)  # type: ignore[no-untyped-call]
@@ -447,6 +509,8 @@ class _Grammar:
         vip = _slot("vip", pp.Regex(r"[0-9A-Fa-f.:/]*[0-9:][0-9A-Fa-f.:/]*")).add_parse_action(_vip_action)
         value = _slot("value", pp.Regex(r""""(?:[^"\\]|\\.)*"|'[^']*'|[^\s"';]+""")).add_parse_action(_value_action)
         weight = _slot("weight", pp.Regex(r"[0-9]+%?"))
+        version = _slot("version", pp.Regex(r"[0-9A-Fa-f]+")).add_parse_action(_version_action)
+        seconds = _slot("seconds", pp.Regex(r"[0-9]+(?:\.[0-9]+)?")).add_parse_action(lambda t: float(t[0]))
 
         def field_slot(target: str) -> pp.ParserElement:
             return _slot(f"field:{target}", pp.Regex(r"(?!(?:in|to|from)(?:\s|$))[A-Za-z_][\w-]*")).add_parse_action(
@@ -456,21 +520,33 @@ class _Grammar:
         rs_in = self.rs("rs") + pp.Opt(in_vs)
 
         show = kw("show") + (
-            (kw("vrrp")("topic") + pp.Opt((kw("explain")("explain") + pp.Opt(self.instance("instance")))
+            (kw("vrrp")("topic") + pp.Opt(kw("radar")("radar")
+                                          | (kw("explain")("explain") + pp.Opt(self.instance("instance")))
                                           | self.instance("instance")))
             | (kw("vs")("topic") + pp.Opt(self.vs("vs")))
             | (kw("rs")("topic") + pp.Opt(rs_in))
             | (kw("log")("topic") + pp.Opt(integer("count")))
             | (kw("config")("topic") + pp.Opt((kw("running") | kw("candidate"))("which")))
-            | kw("diff")("topic") | kw("stats")("topic") | kw("history")("topic") | kw("overrides")("topic")
+            | kw("diff")("topic") | kw("stats")("topic") | (kw("history")("topic") + pp.Opt(version("version")))
+            | kw("overrides")("topic")
+            | (kw("blame")("topic") + pp.Opt((kw("vs") + self.vs("vs")) | (kw("rs") + rs_in)))
+            | (kw("checks")("topic") + rs_in)
         )
         show.add_parse_action(lambda t: Show(
             topic=t["topic"], instance=t.get("instance"), vs=_get(t, "vs"), rs=t.get("rs"), count=t.get("count"),
-            which=t.get("which", "running"), explain="explain" in t))
+            which=t.get("which", "running"), explain="explain" in t, radar="radar" in t,
+            version=_get(t, "version")))
 
-        def rs_command(verb: str, cls: type[RsCommand]) -> pp.ParserElement:
-            expr = kw(verb) + rs_in
-            return expr.add_parse_action(lambda t: cls(rs=t["rs"], vs=_get(t, "vs")))
+        force = pp.Opt(kw("--force")("force"))
+
+        def rs_command(verb: str, cls: type[RsCommand], guarded: bool = False) -> pp.ParserElement:
+            expr = kw(verb) + rs_in + force if guarded else kw(verb) + rs_in
+            return expr.add_parse_action(lambda t: cls(rs=t["rs"], vs=_get(t, "vs"), force="force" in t))
+
+        state_cmd = (kw("set") + kw("rs") + rs_in + kw("state")
+                     + pp.MatchFirst([kw(s) for s in ADMIN_STATES])("state") + force)
+        state_cmd.add_parse_action(lambda t: SetState(rs=t["rs"], vs=_get(t, "vs"), state=t["state"],
+                                                      force="force" in t))
 
         weight_cmd = kw("weight") + self.rs("rs") + weight("weight") + pp.Opt(in_vs)
         weight_cmd.add_parse_action(lambda t: Weight(
@@ -526,22 +602,30 @@ class _Grammar:
         def bare(verb: str, make: Callable[[], Command]) -> pp.ParserElement:
             return kw(verb).add_parse_action(lambda: make())
 
-        rollback = (kw("rollback") + pp.Opt(integer("n"))).add_parse_action(lambda t: Rollback(n=t.get("n", 1)))
+        rollback = (kw("rollback") + pp.Opt(version("version"))).add_parse_action(
+            lambda t: Rollback(version=_get(t, "version") if "version" in t else 1))
+        diff_cmd = (kw("diff") + pp.Opt(version("old") + pp.Opt(version("new")))).add_parse_action(
+            lambda t: Diff(old=_get(t, "old"), new=_get(t, "new")))
         script_name = _slot("script", pp.Regex(r"[^\s\"';]+")).add_parse_action(_word_action)
         script_cmd = pp.Suppress(kw("script") + kw("test")) + (
             (pp.Suppress(kw("misc")) + rs_in).add_parse_action(lambda t: ScriptTest(rs=t["rs"], vs=_get(t, "vs")))
             | script_name("name").add_parse_action(lambda t: ScriptTest(name=t["name"]))
         )
+        check_cmd = (pp.Suppress(kw("check") + kw("now")) + rs_in).add_parse_action(
+            lambda t: CheckNow(rs=t["rs"], vs=_get(t, "vs")))
         help_cmd = (kw("help") + pp.ZeroOrMore(_slot("word", pp.Regex(r"\S+")))("words")).add_parse_action(
             lambda t: Help(words=tuple(t.get("words", ()))))
 
         self.command = pp.MatchFirst([
             show,
-            rs_command("drain", Drain), rs_command("undrain", Undrain), weight_cmd,
-            rs_command("disable", Disable), rs_command("enable", Enable),
-            set_cmd, unset_cmd, add_cmd, delete_cmd, vrrp_cmd,
-            bare("validate", Validate), bare("diff", Diff), bare("commit", Commit), rollback,
-            bare("reload", Reload), bare("write", Write), help_cmd, script_cmd,
+            rs_command("drain", Drain, guarded=True), rs_command("undrain", Undrain), weight_cmd,
+            rs_command("disable", Disable, guarded=True), rs_command("enable", Enable),
+            state_cmd, set_cmd, unset_cmd, add_cmd, delete_cmd, vrrp_cmd,
+            bare("validate", Validate), diff_cmd,
+            (kw("commit") + pp.Opt(kw("confirmed") + seconds("seconds")) + force).add_parse_action(
+                lambda t: Commit(force="force" in t, confirmed=_get(t, "seconds"))),
+            bare("confirm", Confirm), rollback,
+            bare("reload", Reload), bare("write", Write), help_cmd, script_cmd, check_cmd,
         ])
         self.walker = Walker(self.command)
 
@@ -557,7 +641,7 @@ def grammar() -> _Grammar:
 
 
 VERBS = ("show", "drain", "undrain", "weight", "disable", "enable", "set", "unset", "add", "delete", "vrrp",
-         "validate", "diff", "commit", "rollback", "reload", "write", "help", "script")
+         "validate", "diff", "commit", "confirm", "rollback", "reload", "write", "help", "script", "check")
 
 
 # ---------------------------------------------------------------------------------------------- parsing
@@ -576,6 +660,7 @@ def _describe(terminal: pp.ParserElement) -> str:
         "rs": "a real server (IP:port)", "vs": "a virtual server (IP:port)",
         "instance": "a vrrp_instance name", "vip": "an address (IP or IP/len)", "int": "a number",
         "weight": "a weight (N or N%)", "value": "a value", "word": "a word", "script": "a vrrp_script name",
+        "version": "a version (N back, or a digest prefix)", "seconds": "a number of seconds",
     }.get(name, name or "a word")
 
 

@@ -22,8 +22,9 @@ from lvsconsole.engine.audit import DEFAULT_SYSLOG, SyslogAudit, forward_audit
 from lvsconsole.engine.bus import EventBus, Subscription
 from lvsconsole.engine.control import DEFAULT_SOCKET, ControlServer, ControlSocketError
 from lvsconsole.engine.director import Director
-from lvsconsole.engine.events import Event, OperatorAction
+from lvsconsole.engine.events import EngineWarning, Event, OperatorAction
 from lvsconsole.engine.executor import CommandExecutor
+from lvsconsole.engine.history import HistoryLog
 from lvsconsole.engine.listen import ListenAddress
 from lvsconsole.engine.store import ConfigRefused, ConfigStore
 from lvsconsole.ipvs.backend import Backend
@@ -59,14 +60,19 @@ def open_backend(dry_run: bool) -> Backend:
 @contextlib.asynccontextmanager
 async def running_engine(path: str, *, dry_run: bool = False, socket_path: str | None = DEFAULT_SOCKET,
                          config_id: str | None = None, metrics: ListenAddress | None = None,
-                         syslog: str | None = DEFAULT_SYSLOG) -> AsyncIterator[Engine]:
+                         syslog: str | None = DEFAULT_SYSLOG,
+                         history_dir: str | None = None) -> AsyncIterator[Engine]:
     """Start the engine for ``path``; stop it (cleanly) when the block exits.
 
+    ``history_dir`` keeps every applied config there (engine/history.py); None keeps the history in memory.
     Raises ConfigReadError / ConfigRefused for a config that cannot run, OSError for a missing IPVS, a
     socket already served by another engine or a ``metrics`` address that cannot be listened on.
     """
-    store = ConfigStore.from_file(path, config_id=config_id)
+    archive = HistoryLog(history_dir)
+    store = ConfigStore.from_file(path, config_id=config_id, archive=archive)
     bus = EventBus()
+    if archive.warning:
+        bus.publish(EngineWarning(message=archive.warning, code="history"))
     backend = open_backend(dry_run)
     director = Director(store.running.config, backend=backend, bus=bus, dry_run=dry_run)
     executor = CommandExecutor(director, store, bus)
@@ -98,6 +104,7 @@ async def running_engine(path: str, *, dry_run: bool = False, socket_path: str |
             await exporter.close()
         if server is not None:
             await server.close()
+        await executor.confirm_timer.close()
         await director.stop()
         with contextlib.suppress(Exception):
             await backend.close()
@@ -121,13 +128,14 @@ def format_event(event: Event) -> str:
 
 
 async def serve(path: str, *, dry_run: bool, socket_path: str | None, config_id: str | None,
-                out: TextIO = sys.stderr, metrics: ListenAddress | None = None) -> int:
+                out: TextIO = sys.stderr, metrics: ListenAddress | None = None,
+                history_dir: str | None = None) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     pending: set[asyncio.Task[None]] = set()
     try:
         async with running_engine(path, dry_run=dry_run, socket_path=socket_path, config_id=config_id,
-                                  metrics=metrics) as engine:
+                                  metrics=metrics, history_dir=history_dir) as engine:
             subscription = engine.bus.subscribe(replay=1000)
             printer = asyncio.create_task(print_events(subscription, out))
 

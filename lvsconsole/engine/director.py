@@ -16,22 +16,25 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from lvsconsole.check.from_config import build_checks
 from lvsconsole.check.policy import Action as CheckAction
 from lvsconsole.check.policy import CheckerRef, LogEvent, RealServerState
 from lvsconsole.check.policy import RsRef as PolicyRef
+from lvsconsole.check.recorder import CheckerHistory, CheckRecorder, ProbeNow
 from lvsconsole.check.runner import CheckRecord
 from lvsconsole.check.service import CheckService
 from lvsconsole.check.stall import StallNotice
 from lvsconsole.config import model as m
 from lvsconsole.config.diff import ReloadPlan
 from lvsconsole.engine.bus import EventBus
+from lvsconsole.engine.checkflight import CheckFlight
 from lvsconsole.engine.director_api import (
     DirectorError,
     DirectorSnapshot,
+    Health,
     OverrideChange,
     RealServerView,
     RsId,
@@ -44,6 +47,9 @@ from lvsconsole.engine.events import (
     EngineWarning,
     LogLine,
     LoopLagWarning,
+    PoolFloorHeld,
+    RadarAlarm,
+    RadarCleared,
     RealServerRetired,
     RealServerRetiring,
     RealServerStateChanged,
@@ -52,24 +58,36 @@ from lvsconsole.engine.events import (
     TableChanged,
     VrrpTransition,
 )
-from lvsconsole.engine.keys import configured_servers, rs_key, vs_key
+from lvsconsole.engine.guard import floor_keep
+from lvsconsole.engine.keys import configured_servers, rs_id, rs_key, vs_key
+from lvsconsole.engine.layout import Layout, VirtualServerLayout, build_layout, table_weights
 from lvsconsole.engine.looplag import LagExceeded, LoopLagMonitor, Margin, Notice
 from lvsconsole.engine.notify import Notifier
 from lvsconsole.engine.retire import Removal, RetirePlanner
 from lvsconsole.engine.retirees import RetiringServer, add_retiring, removed_servers, removed_vs_view, server_view
 from lvsconsole.engine.scripts import ScriptRunLog
-from lvsconsole.ipvs.backend import ZERO_COUNTERS, Backend, Counters, Stats
+from lvsconsole.ipvs.backend import ZERO_COUNTERS, ZERO_DEST_COUNTERS, Backend, Counters, Stats
 from lvsconsole.ipvs.from_config import real_server_dest, sorry_server_dest, virtual_services
 from lvsconsole.ipvs.sync import IpvsSync, SyncDaemonParams, SyncEvent, SyncRole
-from lvsconsole.ipvs.table import Dest, Service, Table
+from lvsconsole.ipvs.table import Dest, DestKey, Service, ServiceKey, Table
 from lvsconsole.scripts.report import ScriptRun
-from lvsconsole.vrrp.events import InstanceStateChanged, SplitBrainEnded, SplitBrainStarted, VrrpEvent
+from lvsconsole.vrrp.events import (
+    InstanceStateChanged,
+    RadarAlarmCleared,
+    RadarAlarmRaised,
+    SplitBrainEnded,
+    SplitBrainStarted,
+    VrrpEvent,
+)
 from lvsconsole.vrrp.machine import State
+from lvsconsole.vrrp.radar import RadarReport
 from lvsconsole.vrrp.service import VrrpService
 
 log = logging.getLogger("lvsconsole.engine")
 
 STATS_INTERVAL = 1.0
+SNAPSHOT_SLICE = 0.005
+"""How long ``snapshot_sliced`` holds the loop at a time (VRRP timers and a console's keys wait meanwhile)."""
 NOTIFY_CLOSE_GRACE = 5.0
 """How long stop() waits for notify scripts (STOP ones included) and SMTP alerts still running."""
 _LEVELS = {"debug": "debug", "info": "info", "notice": "notice", "warning": "warning", "error": "error"}
@@ -106,7 +124,13 @@ class Director:
         self.runtime_priority: dict[str, int] = {}
         self._stats = Stats()
         self._table = Table()
+        self._layout: Layout | None = None
+        """The config-only part of the snapshot views, for ``self.config`` (see ``_current_layout``)."""
+        self._weights: tuple[Layout, Table, tuple[tuple[int | None, ...], ...]] | None = None
+        """``table_weights`` of that layout in ``self._table``, and which table it was read from."""
         self._health: dict[RsId, str] = {}
+        self._floor_kept: dict[str, tuple[str, ...]] = {}
+        """Per virtual server, the failing real servers min_healthy keeps in the table."""
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._apply_lock = asyncio.Lock()
@@ -118,6 +142,10 @@ class Director:
         self.retiring: RetirePlanner[RsId, RetiringServer] = RetirePlanner()
         self._retire_wake = asyncio.Event()
         self.loop_lag = LoopLagMonitor(self._lag_margins, self._on_lag_notice)
+        self.check_recorder = CheckRecorder()
+        """The last probes of every checker (``show checks``), kept across reloads."""
+        self._check_flight = CheckFlight(self.check_recorder, lambda: self.checks)
+        self.add_check_listener(self.check_recorder.record)
 
     def add_check_listener(self, listener: Callable[[CheckRecord], None]) -> None:
         """Call ``listener`` with every completed check, across reloads (on the loop; keep it cheap).
@@ -133,6 +161,9 @@ class Director:
         for listener in self._check_listeners:
             service.add_record_listener(listener)
         service.add_stall_listener(self._on_check_stall)
+        for rid, override in self.overrides.items():
+            if override.disabled:  # maint outlives a reload: its checks stay paused
+                service.pause(PolicyRef(rid.vs, rid.rs))
         return service
 
     # ------------------------------------------------------------------------------ life cycle
@@ -178,11 +209,17 @@ class Director:
 
     # ------------------------------------------------------------------------------ the IPVS table
 
-    def desired_table(self) -> Table:
-        """Config services × the check policy's dests × the operator's overrides."""
+    def desired_table(self, config: m.Config | None = None) -> Table:
+        """Config services × the check policy's dests × the operator's overrides.
+
+        With ``config`` it is a preview of that config (nothing changes): real servers the running config does
+        not have count as up at their configured weight, as they would be once their checks pass, and one up at
+        its running weight takes its new configured weight."""
         policy = self.checks.policy if self.checks is not None else None
+        running_weights = {rs_id(vs, rs): rs.weight for vs in self.config.virtual_servers
+                           for rs in vs.real_servers} if config is not None else {}
         entries: list[tuple[Service, list[Dest]]] = []
-        for item in virtual_services(self.config):
+        for item in virtual_services(config or self.config):
             vs = item.vs
             key = vs_key(vs)
             live: dict[str, int] | None = None
@@ -193,9 +230,16 @@ class Director:
                     live = {}
             for service in item.services:
                 dests: list[Dest] = []
+                kept = self._keep_floor(vs, key, live) if live is not None else ()
                 for rs in vs.real_servers:
                     rkey = rs_key(vs, rs.address, rs.port if vs.fwmark is None else None)
                     weight = rs.weight if live is None else live.get(rkey)
+                    if rkey in kept:
+                        weight = rs.weight
+                    elif config is not None and RsId(key, rkey) not in running_weights:
+                        weight = rs.weight if weight is None else weight
+                    elif config is not None and weight is not None and weight == running_weights[RsId(key, rkey)]:
+                        weight = rs.weight
                     override = self.overrides.get(RsId(key, rkey))
                     if override is not None:
                         if override.disabled:
@@ -215,6 +259,51 @@ class Director:
                 entries.append((service, dests))
         add_retiring(entries, (retirement.subject for retirement in self.retiring))
         return Table(entries)
+
+    def live_table(self) -> Table:
+        """The IPVS table as last programmed (engine/impact.py previews against it)."""
+        return self._table
+
+    def dest_active(self, service: ServiceKey, dest: DestKey) -> int:
+        """Active connections of one dest at the last statistics sample."""
+        return self._stats.dest(service, dest).activeconns
+
+    def _keep_floor(self, vs: m.VirtualServer, key: str, live: dict[str, int]) -> tuple[str, ...]:
+        """The failing real servers kept in the table so that checks leave ``vs`` at least min_healthy healthy
+        ones (those the operator took out neither count nor are kept); logs every change of the kept set."""
+        previous = self._floor_kept.get(key, ())
+        kept: tuple[str, ...] = ()
+        policy = self.checks.policy if self.checks is not None else None
+        if vs.min_healthy is not None and policy is not None:
+            healthy = 0
+            failing = []
+            for rs in vs.real_servers:
+                rkey = rs_key(vs, rs.address, rs.port if vs.fwmark is None else None)
+                override = self.overrides.get(RsId(key, rkey))
+                if override is not None and (override.drain or override.disabled):
+                    continue
+                try:
+                    alive = policy.is_alive(PolicyRef(key, rkey))
+                except KeyError:
+                    continue
+                if alive and live.get(rkey):
+                    healthy += 1
+                elif not alive:
+                    failing.append(rkey)
+            kept = floor_keep(failing, healthy, vs.min_healthy.required(len(vs.real_servers)), previous)
+        if kept != previous:
+            spec = str(vs.min_healthy) if vs.min_healthy is not None else "none"
+            for rkey in kept:
+                if rkey not in previous:
+                    self.bus.publish(PoolFloorHeld(vs=key, rs=rkey, min_healthy=spec, held=True))
+            for rkey in previous:
+                if rkey not in kept:
+                    self.bus.publish(PoolFloorHeld(vs=key, rs=rkey, min_healthy=spec, held=False))
+            if kept:
+                self._floor_kept[key] = kept
+            else:
+                self._floor_kept.pop(key, None)
+        return kept
 
     def _mark_dirty(self) -> None:
         self._dirty.set()
@@ -338,6 +427,14 @@ class Director:
         elif isinstance(event, SplitBrainEnded):
             self.bus.publish(SplitBrainResolved(instance=event.instance, peer=str(event.peer), won=event.won,
                                                 winner=None if event.winner is None else str(event.winner)))
+        elif isinstance(event, RadarAlarmRaised):
+            self.bus.publish(RadarAlarm(interface=event.interface, vrid=event.vrid, family=event.family,
+                                        instance=event.instance, senders=tuple(str(a) for a, _ in event.senders),
+                                        priorities=tuple(p for _, p in event.senders)))
+        elif isinstance(event, RadarAlarmCleared):
+            self.bus.publish(RadarCleared(interface=event.interface, vrid=event.vrid, family=event.family,
+                                          instance=event.instance, lasted=event.lasted,
+                                          remaining=None if event.remaining is None else str(event.remaining)))
         else:
             self.bus.publish(LogLine(message=event.message, source="vrrp"))
         self.notifier.on_vrrp_event(event)  # notify scripts and SMTP alerts, never blocking
@@ -378,6 +475,35 @@ class Director:
     # ------------------------------------------------------------------------------ DirectorCore
 
     def snapshot(self) -> DirectorSnapshot:
+        return self._assemble(list(self._vs_views()))
+
+    async def snapshot_sliced(self, slice_seconds: float = SNAPSHOT_SLICE) -> DirectorSnapshot:
+        """``snapshot()`` taken in slices of about ``slice_seconds``, letting the loop run between them.
+
+        With thousands of real servers a snapshot takes tens of milliseconds: taken at once, it would hold up
+        VRRP timers, checks and a console's keys for that long. Each virtual server's view is taken whole, with
+        the counters, table weights and stalled checks as they were when the snapshot began; the VRRP
+        instances and engine figures are taken at the end."""
+        views = []
+        clock = time.perf_counter
+        deadline = clock() + slice_seconds
+        for view in self._vs_views():
+            views.append(view)
+            if clock() >= deadline:
+                await asyncio.sleep(0)
+                deadline = clock() + slice_seconds
+        return self._assemble(views)
+
+    def _vs_views(self) -> Iterator[VirtualServerView]:
+        """The running config's virtual servers, one view at a time (see ``snapshot_sliced``)."""
+        stalled = self.checks.stalled_servers() if self.checks is not None else set()
+        layout = self._current_layout()
+        stats = self._stats
+        for vs_layout, weights in zip(layout.virtual_servers, self._table_weights(layout), strict=True):
+            yield self._vs_view(vs_layout, weights, stalled, stats)
+
+    def _assemble(self, views: list[VirtualServerView]) -> DirectorSnapshot:
+        """The snapshot: ``views`` (with the servers draining after a reload), VRRP instances, engine figures."""
         now = time.time()
         instances = []
         if self.vrrp is not None:
@@ -391,7 +517,6 @@ class Director:
                     split_brain=", ".join(snap.split_brain) or None,
                     peers=tuple(p.as_json() for p in snap.peer_status), election=self.vrrp.explain(snap.name),
                 ))
-        views = [self._vs_view(item.vs, item.services) for item in virtual_services(self.config)]
         if len(self.retiring):
             views = self._with_retiring(views, now)
         stats = {
@@ -401,9 +526,10 @@ class Director:
             **self.loop_lag.stats(),
         }
         if self.checks is not None:
-            cs = self.checks.snapshot()
+            cs = self.checks.snapshot(servers=False)
             stats.update(checks=cs.checks, checks_in_flight=cs.in_flight, check_lateness_p99=cs.lateness_p99)
-        return DirectorSnapshot(now, tuple(instances), tuple(views), stats)
+        radar = self.vrrp.radar_report() if self.vrrp is not None else RadarReport()
+        return DirectorSnapshot(now, tuple(instances), tuple(views), stats, radar=radar)
 
     def _with_retiring(self, views: list[VirtualServerView], now: float) -> list[VirtualServerView]:
         """``views`` plus the draining servers a reload removed, under their VS (kept in the list if it went too)."""
@@ -425,71 +551,89 @@ class Director:
             out.append(removed_vs_view(first.vs, first.services, rs_views, self._stats))
         return out
 
-    def _vs_view(self, vs: m.VirtualServer, services: tuple[Service, ...]) -> VirtualServerView:
-        key = vs_key(vs)
+    def _current_layout(self) -> Layout:
+        """The layout of the running config: rebuilt when the config object changes (reload, rollback)."""
+        layout = self._layout
+        if layout is None or not layout.is_for(self.config):
+            layout = self._layout = build_layout(self.config)
+        return layout
+
+    def _table_weights(self, layout: Layout) -> tuple[tuple[int | None, ...], ...]:
+        """``table_weights(layout, self._table)``, read again only when the table or the layout changed."""
+        cached = self._weights
+        if cached is not None and cached[0] is layout and cached[1] is self._table:
+            return cached[2]
+        weights = table_weights(layout, self._table)
+        self._weights = (layout, self._table, weights)
+        return weights
+
+    def _vs_view(self, layout: VirtualServerLayout, weights: tuple[int | None, ...], stalled: set[PolicyRef],
+                 stats: Stats) -> VirtualServerView:
+        """The config's part from ``layout``, combined with what changes: health, overrides, table weights
+        (``weights``, one per real server), counters, stalled checks."""
+        overrides = self.overrides
         policy = self.checks.policy if self.checks is not None else None
+        dest_stats = stats.dests
+        vs_traffic = [stats.service(key) for key in layout.service_keys]
+        cps = sum(c.cps for c in vs_traffic)
+        bps = sum(c.inbps + c.outbps for c in vs_traffic)
         rs_views = []
-        cps = bps = 0
-        vs_traffic: list[Counters] = []
-        for service in services:
-            counters = self._stats.service(service.key)
-            vs_traffic.append(counters)
-            cps += counters.cps
-            bps += counters.inbps + counters.outbps
-        first = services[0] if services else None
-        for rs in vs.real_servers:
-            rkey = rs_key(vs, rs.address, rs.port if vs.fwmark is None else None)
-            rid = RsId(key, rkey)
-            override = self.overrides.get(rid, Override())
-            dest = None
-            if first is not None:
-                probe = real_server_dest(vs, rs, first.key)
-                dest = self._table[first.key].dests.get(probe.key) if first.key in self._table else None
+        for rs, weight in zip(layout.real_servers, weights, strict=True):
+            override = overrides.get(rs.rid) if overrides else None
+            drained = override is not None and override.drain
+            disabled = override is not None and override.disabled
             alive = True
             if policy is not None:
                 try:
-                    alive = policy.is_alive(PolicyRef(key, rkey))
+                    alive = policy.is_alive(rs.check_ref)
                 except KeyError:
                     alive = True
-            if override.disabled:
+            health: Health
+            if disabled:
                 health = "disabled"
-            elif override.drain:
+            elif drained:
                 health = "draining"
             elif not alive:
-                health = "inhibited" if dest is not None else "down"
+                health = "inhibited" if weight is not None else "down"
             else:
                 health = "up"
-            active = inactive = persist = rs_cps = rs_bps = 0
-            rs_traffic: list[Counters] = []
-            for service in services:
-                if dest is None:
-                    break
-                dc = self._stats.dest(service.key, dest.key)
-                rs_traffic.append(dc)
-                active += dc.activeconns
-                inactive += dc.inactconns
-                persist += dc.persistconns
-                rs_cps += dc.cps
-                rs_bps += dc.inbps + dc.outbps
-            method = rs.lvs_method or vs.lvs_method
+            traffic: Counters
+            if weight is None:
+                active = inactive = persist = rs_cps = rs_bps = 0
+                traffic = ZERO_COUNTERS
+            elif len(rs.dests) == 1:
+                dc = dest_stats.get(rs.dests[0], ZERO_DEST_COUNTERS)
+                active, inactive, persist = dc.activeconns, dc.inactconns, dc.persistconns
+                rs_cps, rs_bps = dc.cps, dc.inbps + dc.outbps
+                traffic = dc
+            else:
+                parts = [dest_stats.get(pair, ZERO_DEST_COUNTERS) for pair in rs.dests]
+                active = sum(dc.activeconns for dc in parts)
+                inactive = sum(dc.inactconns for dc in parts)
+                persist = sum(dc.persistconns for dc in parts)
+                rs_cps = sum(dc.cps for dc in parts)
+                rs_bps = sum(dc.inbps + dc.outbps for dc in parts)
+                traffic = _summed(parts)
             rs_views.append(RealServerView(
-                key=rkey, address=rs.address, port=rs.port, forward=method.kind,
-                weight=None if dest is None else dest.weight, config_weight=rs.weight, health=health,  # type: ignore[arg-type]
+                key=rs.rid.rs, address=rs.address, port=rs.port, forward=rs.forward,
+                weight=weight, config_weight=rs.config_weight, health=health,
                 active_conns=active, inactive_conns=inactive, persist_conns=persist, cps=rs_cps, bps=rs_bps,
-                drained=override.drain, disabled=override.disabled, weight_override=override.weight,
-                traffic=_summed(rs_traffic),
-                check_stalled=self.checks is not None and self.checks.check_stalled(PolicyRef(key, rkey)),
+                drained=drained, disabled=disabled, weight_override=None if override is None else override.weight,
+                traffic=traffic, check_stalled=bool(stalled) and rs.check_ref in stalled,
+                floor_kept=rs.rid.rs in self._floor_kept.get(layout.key, ()),
             ))
         quorum_up = True
         if policy is not None:
             try:
-                quorum_up = policy.quorum_up(key)
+                quorum_up = policy.quorum_up(layout.key)
             except KeyError:
                 quorum_up = True
+        vs = layout.vs
         return VirtualServerView(
-            key=key, address=vs.address, port=vs.port, protocol=vs.protocol, fwmark=vs.fwmark, group=vs.group,
-            scheduler=vs.lvs_sched, persistence_timeout=vs.persistence_timeout, quorum_up=quorum_up,
+            key=layout.key, address=vs.address, port=vs.port, protocol=vs.protocol, fwmark=vs.fwmark,
+            group=vs.group, scheduler=vs.lvs_sched, persistence_timeout=vs.persistence_timeout, quorum_up=quorum_up,
             real_servers=tuple(rs_views), cps=cps, bps=bps, traffic=_summed(vs_traffic),
+            quorum=vs.quorum, min_healthy=vs.min_healthy,
         )
 
     async def set_override(self, targets: Sequence[RsId], change: OverrideChange) -> Sequence[str]:
@@ -506,9 +650,18 @@ class Director:
                 override.disabled = True
             elif change.kind == "enable":
                 override.disabled = False
+            elif change.kind == "state":
+                override.drain = change.state == "drain"
+                override.disabled = change.state == "maint"
+            if self.checks is not None:
+                if override.disabled:
+                    self.checks.pause(PolicyRef(target.vs, target.rs))
+                else:
+                    self.checks.resume(PolicyRef(target.vs, target.rs))
             if override.empty:
                 del self.overrides[target]
-        return await self._sync_table(f"operator {change.kind}")
+        cause = f"operator state {change.state}" if change.kind == "state" else f"operator {change.kind}"
+        return await self._sync_table(cause)
 
     async def apply_config(self, config: m.Config, plan: ReloadPlan) -> Sequence[str]:
         old = self.config
@@ -519,15 +672,19 @@ class Director:
         try:
             if self.vrrp is not None:
                 await self.vrrp.reload(config)
-            if self.checks is not None and _checks_changed(plan):
-                # Unchanged real servers keep their check state and schedule; only what changed restarts.
+            if self.checks is not None and _checks_changed(plan) and self.checks.reload(config, plan):
+                # In place: only the virtual servers the plan touches are rebuilt, the other checks run on.
+                self.check_recorder.retain(self.checks.setup.checkers.keys())  # the refs, without building them
+            elif self.checks is not None and _checks_changed(plan):
+                # A change that reaches every check: a new service, which adopts the unchanged servers' state.
                 replacement = self._check_service(config)
                 replacement.policy.adopt(self.checks.policy)
                 await self.checks.stop(shutdown=False)
                 self.checks = replacement
+                self.check_recorder.retain(replacement.policy.checker_refs())
                 await replacement.start()
             # Overrides of real servers that no longer exist are dropped with them.
-            known = configured_servers(config)
+            known = configured_servers(config) if self.overrides else set()
             for rid in [r for r in self.overrides if r not in known]:
                 del self.overrides[rid]
             # Removed servers still carrying connections drain at weight 0 first: counters read now, not the
@@ -564,6 +721,14 @@ class Director:
         except ValueError as exc:
             raise DirectorError(str(exc)) from exc
 
+    # ------------------------------------------------------------------------------ CheckFlightCore
+
+    def check_history(self, targets: Sequence[RsId]) -> Sequence[CheckerHistory]:
+        return self._check_flight.history(targets)
+
+    async def check_now(self, targets: Sequence[RsId]) -> Sequence[ProbeNow]:
+        return await self._check_flight.run_now(targets)
+
 
 _COUNTER_FIELDS = tuple(f.name for f in dataclasses.fields(Counters))
 
@@ -583,5 +748,5 @@ def _retired_event(removal: Removal[RsId, RetiringServer]) -> RealServerRetired:
 
 
 def _checks_changed(plan: ReloadPlan) -> bool:
-    return any(c.section in ("virtual_server", "real_server", "checker", "track_file", "virtual_server_group")
-               for c in plan.changes)
+    return any(c.section in ("virtual_server", "real_server", "checker", "track_file", "virtual_server_group",
+                             "global_defs", "SSL") for c in plan.changes)

@@ -18,7 +18,10 @@ sampling, VRRP state), so ``show`` never waits on I/O. Their ``as_json`` is the 
                        "overrides": {"drain": false, "disabled": false, "weight": null},
                        "traffic": {IPVS counters, as for the virtual server},
                        "drain_deadline": null | EPOCH (a reload removed it: draining, deleted by then),
-                       "check_stalled": false (a health check produced no result for 3 intervals)}, …],
+                       "check_stalled": false (a health check produced no result for 3 intervals),
+                       "admin_state": "ready|drain|maint" (the operator's state of the server),
+                       "floor_kept": false (checks failed it but min_healthy keeps it in the table)}, …],
+     "quorum": 1, "min_healthy": null | "2" | "50%",
      "traffic": {"conns", "inpkts", "outpkts", "inbytes", "outbytes" (cumulative),
                  "cps", "inpps", "outpps", "inbps", "outbps" (rates)}}
 
@@ -31,13 +34,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 
+from lvsconsole.check.recorder import CheckerHistory, ProbeNow
 from lvsconsole.config import model as m
 from lvsconsole.config.diff import ReloadPlan
 from lvsconsole.engine.refs import IPAddress, endpoint_text, vs_label
 from lvsconsole.ipvs.backend import ZERO_COUNTERS, Counters
 from lvsconsole.vrrp.explain import Explanation
+from lvsconsole.vrrp.radar import RadarReport
 
 Health: TypeAlias = Literal["up", "down", "draining", "disabled", "inhibited"]
+AdminState: TypeAlias = Literal["ready", "drain", "maint"]
+"""HAProxy's three operator states: ready (in service), drain (weight 0, checks continue, persistent clients may
+still land), maint (out of the table, checks paused)."""
+ADMIN_STATES: tuple[AdminState, ...] = ("ready", "drain", "maint")
 Forward: TypeAlias = Literal["NAT", "DR", "TUN"]
 
 
@@ -81,6 +90,12 @@ class RealServerView:
     time it is deleted at the latest (drain_timeout); it goes earlier when its active connections end."""
     check_stalled: bool = False
     """One of its health checks has produced no result for 3 of its intervals: its health is stale."""
+    floor_kept: bool = False
+    """Checks failed it, but the table keeps it so its virtual server does not fall below min_healthy."""
+
+    @property
+    def admin_state(self) -> AdminState:
+        return "maint" if self.disabled else "drain" if self.drained else "ready"
 
     @property
     def label(self) -> str:
@@ -96,6 +111,8 @@ class RealServerView:
             "traffic": traffic_json(self.traffic),
             "drain_deadline": self.drain_deadline,
             "check_stalled": self.check_stalled,
+            "admin_state": self.admin_state,
+            "floor_kept": self.floor_kept,
         }
 
 
@@ -116,6 +133,8 @@ class VirtualServerView:
     bps: int = 0
     traffic: Counters = ZERO_COUNTERS
     """IPVS counters and rates of the virtual server (summed over its services, e.g. a group's)."""
+    quorum: int = 1
+    min_healthy: m.MinHealthy | None = None
 
     @property
     def label(self) -> str:
@@ -137,6 +156,7 @@ class VirtualServerView:
             "scheduler": self.scheduler, "persistence_timeout": self.persistence_timeout,
             "quorum_up": self.quorum_up, "active_conns": self.active_conns, "inactive_conns": self.inactive_conns,
             "cps": self.cps, "bps": self.bps, "traffic": traffic_json(self.traffic),
+            "quorum": self.quorum, "min_healthy": None if self.min_healthy is None else str(self.min_healthy),
             "real_servers": [rs.as_json() for rs in self.real_servers],
         }
 
@@ -186,6 +206,8 @@ class DirectorSnapshot:
     virtual_servers: tuple[VirtualServerView, ...] = ()
     stats: dict[str, Any] = field(default_factory=dict)
     """Engine-wide figures, JSON values (uptime, loop lag, IPVS operation counts, checks scheduled…)."""
+    radar: RadarReport = field(default_factory=RadarReport, compare=False)
+    """Every VRRP sender heard on the wire recently, and the open dual-master alarms (``show vrrp radar``)."""
 
     def instance(self, name: str) -> VrrpInstanceView | None:
         return next((i for i in self.instances if i.name == name), None)
@@ -193,7 +215,7 @@ class DirectorSnapshot:
 
 # ---------------------------------------------------------------------------------------------- requests
 
-OverrideKind: TypeAlias = Literal["drain", "undrain", "weight", "disable", "enable"]
+OverrideKind: TypeAlias = Literal["drain", "undrain", "weight", "disable", "enable", "state"]
 
 
 @dataclass(frozen=True)
@@ -211,11 +233,13 @@ class OverrideChange:
     - ``drain``: weight 0; established connections continue, new ones go elsewhere.
     - ``undrain``: back to the configured weight: clears ``drain`` *and* any ``weight`` override.
     - ``weight``: program ``weight`` instead of the configured weight.
-    - ``disable``: leave the real server out of IPVS (checks keep running); ``enable`` undoes it.
+    - ``disable``: maint: leave the real server out of IPVS and pause its checks; ``enable`` undoes it.
+    - ``state``: set the operator state to ``state`` (ready, drain or maint; exclusive, weight kept).
     """
 
     kind: OverrideKind
     weight: int | None = None
+    state: AdminState | None = None
 
 
 @runtime_checkable
@@ -245,4 +269,19 @@ class DirectorCore(Protocol):
     async def failover(self, instance: str) -> str:
         """Hand mastership of ``instance`` to a peer (send priority 0, stay BACKUP until it has taken over);
         returns what happened. Raises DirectorError if the instance is not MASTER."""
+        ...
+
+
+@runtime_checkable
+class CheckFlightCore(Protocol):
+    """A director with health checks: their flight recorder (``show checks``) and ``check now``.
+
+    Apart from ``DirectorCore`` so that a director without checks (a test double) is still a core."""
+
+    def check_history(self, targets: Sequence[RsId]) -> Sequence[CheckerHistory]:
+        """The last probes of every checker of every target; raises DirectorError if checks are not running."""
+        ...
+
+    async def check_now(self, targets: Sequence[RsId]) -> Sequence[ProbeNow]:
+        """Probe every checker of every target once, now, feeding the check state like a scheduled run."""
         ...

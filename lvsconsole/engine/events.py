@@ -143,6 +143,56 @@ class SplitBrainResolved(Event):
         return f"({self.instance}) split brain with {self.peer} ended: this node left MASTER"
 
 
+@dataclass(frozen=True, kw_only=True)
+class RadarAlarm(Event):
+    """The VRRP wire radar hears two or more routers advertising one VRID at once: a dual master.
+
+    ``senders`` and ``priorities`` go together, highest priority first; ``instance`` is ours of that VRID, if any.
+    """
+
+    interface: str
+    vrid: int
+    senders: tuple[str, ...]
+    priorities: tuple[int, ...]
+    family: int = 4
+    instance: str | None = None
+
+    KIND: ClassVar[str] = "RadarAlarm"
+
+    @property
+    def severity(self) -> Severity:
+        return "error"
+
+    def text(self) -> str:
+        who = ", ".join(f"{s} (priority {p})" for s, p in zip(self.senders, self.priorities, strict=False))
+        ours = f" ({self.instance})" if self.instance else ""
+        return f"VRRP radar: dual master on VRID {self.vrid}{ours} on {self.interface}: {who}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RadarCleared(Event):
+    """The dual master of a VRID is over: only ``remaining`` (None: nobody) still advertises it."""
+
+    interface: str
+    vrid: int
+    remaining: str | None = None
+    lasted: float = 0.0
+    family: int = 4
+    instance: str | None = None
+
+    KIND: ClassVar[str] = "RadarCleared"
+
+    @property
+    def severity(self) -> Severity:
+        return "notice"
+
+    def text(self) -> str:
+        ours = f" ({self.instance})" if self.instance else ""
+        now = f"{self.remaining} is the only master" if self.remaining is not None else "nobody advertises"
+        return f"VRRP radar: dual master on VRID {self.vrid}{ours} on {self.interface} over after " \
+               f"{self.lasted:.1f} s: {now}"
+
+
 # ---------------------------------------------------------------------------------------------- checks
 
 
@@ -287,6 +337,28 @@ class RealServerRetired(Event):
         return f"{line} after {self.drained_for:.1f}s"
 
 
+@dataclass(frozen=True, kw_only=True)
+class PoolFloorHeld(Event):
+    """Checks failed a real server but removing it would leave its virtual server below ``min_healthy``: it
+    stays in the table (``held``); or it is no longer held (it recovered, or enough others did)."""
+
+    vs: str
+    rs: str
+    min_healthy: str
+    held: bool = True
+
+    KIND: ClassVar[str] = "PoolFloorHeld"
+
+    @property
+    def severity(self) -> Severity:
+        return "warning" if self.held else "notice"
+
+    def text(self) -> str:
+        if self.held:
+            return f"Keeping service {self.rs} in VS {self.vs}: min_healthy {self.min_healthy} would be broken"
+        return f"Service {self.rs} in VS {self.vs} no longer kept by min_healthy {self.min_healthy}"
+
+
 # ---------------------------------------------------------------------------------------------- IPVS
 
 
@@ -383,6 +455,74 @@ class ReloadRefused(Event):
         if errors:
             head += f"; first error: {_diagnostic_text(errors[0])}"
         return head
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommitPending(Event):
+    """``commit confirmed``: revision ``revision`` is running and goes back to ``restore_revision`` at
+    ``deadline`` (wall clock) unless ``confirm`` comes first. A second ``commit confirmed`` publishes another
+    one with the later deadline."""
+
+    revision: int
+    restore_revision: int
+    restore_digest: str
+    deadline: float
+    who: str = ""
+
+    KIND: ClassVar[str] = "CommitPending"
+
+    @property
+    def severity(self) -> Severity:
+        return "warning"
+
+    def text(self) -> str:
+        by = f" by {self.who}" if self.who else ""
+        return (f"Configuration revision {self.revision} committed{by}, rolls back to revision "
+                f"{self.restore_revision} in {max(0.0, self.deadline - self.time):.0f}s unless confirmed")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommitConfirmed(Event):
+    """The pending ``commit confirmed`` was confirmed (``confirm`` or a plain ``commit``): it stays."""
+
+    revision: int
+    who: str = ""
+
+    KIND: ClassVar[str] = "CommitConfirmed"
+
+    @property
+    def severity(self) -> Severity:
+        return "notice"
+
+    def text(self) -> str:
+        by = f" by {self.who}" if self.who else ""
+        return f"Configuration revision {self.revision} confirmed{by}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CommitRolledBack(Event):
+    """Nobody confirmed in time: the config of ``restore_revision`` was applied again as ``revision``
+    (``ok`` False: the rollback itself failed, ``reason`` says why, and the unconfirmed config still runs)."""
+
+    revision: int | None
+    restore_revision: int
+    restore_digest: str
+    unconfirmed_revision: int
+    ok: bool = True
+    reason: str = ""
+
+    KIND: ClassVar[str] = "CommitRolledBack"
+
+    @property
+    def severity(self) -> Severity:
+        return "warning" if self.ok else "error"
+
+    def text(self) -> str:
+        if not self.ok:
+            return (f"Commit confirmed timed out but rolling back revision {self.unconfirmed_revision} failed: "
+                    f"{self.reason}")
+        return (f"Commit confirmed timed out: revision {self.unconfirmed_revision} rolled back to the config of "
+                f"revision {self.restore_revision} (now revision {self.revision})")
 
 
 # ---------------------------------------------------------------------------------------------- operators, logs
@@ -543,10 +683,12 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.KIND: cls
     for cls in (
         VrrpTransition, VrrpAdvertStats, SplitBrain, SplitBrainResolved, CheckResult, CheckStalled, CheckResumed,
+        RadarAlarm, RadarCleared,
         RealServerStateChanged,
         RealServerRetiring,
-        RealServerRetired, TableChanged, ReloadStarted,
+        RealServerRetired, PoolFloorHeld, TableChanged, ReloadStarted,
         ReloadApplied, ReloadRefused, OperatorAction, LogLine, ScriptRan, EngineWarning, LoopLagWarning, Dropped,
+        CommitPending, CommitConfirmed, CommitRolledBack,
     )
 }
 

@@ -12,12 +12,15 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from lvsconsole.config import model as m
 from lvsconsole.config.diagnostics import Diagnostic
-from lvsconsole.engine import showtext
+from lvsconsole.engine import showtext, versions
 from lvsconsole.engine.bus import EventBus
 from lvsconsole.engine.commands import (
+    CheckNow,
     Command,
     Commit,
+    Confirm,
     Diff,
     Disable,
     Drain,
@@ -30,6 +33,7 @@ from lvsconsole.engine.commands import (
     Rollback,
     RsCommand,
     ScriptTest,
+    SetState,
     Show,
     Undrain,
     Validate,
@@ -42,7 +46,9 @@ from lvsconsole.engine.commands import (
     parse,
     split_commands,
 )
+from lvsconsole.engine.confirm import ConfirmTimer, NothingPending
 from lvsconsole.engine.director_api import (
+    CheckFlightCore,
     DirectorCore,
     DirectorError,
     DirectorSnapshot,
@@ -53,6 +59,9 @@ from lvsconsole.engine.director_api import (
 )
 from lvsconsole.engine.errors import CommandError
 from lvsconsole.engine.events import (
+    CommitConfirmed,
+    CommitPending,
+    CommitRolledBack,
     Event,
     OperatorAction,
     ReloadApplied,
@@ -60,9 +69,12 @@ from lvsconsole.engine.events import (
     ReloadStarted,
     event_to_json,
 )
-from lvsconsole.engine.keys import configured_servers
+from lvsconsole.engine.guard import BlastRadius, blast_radius, refusal
+from lvsconsole.engine.history import HistoryError
+from lvsconsole.engine.impact import AddressOp, PlannedOp, TablePreviewer, address_ops, ipvs_ops
+from lvsconsole.engine.keys import configured_servers, vs_key
 from lvsconsole.engine.refs import RsRef, VsRef
-from lvsconsole.engine.retirees import planned_removals
+from lvsconsole.engine.retirees import PlannedRemoval, planned_removals
 from lvsconsole.engine.scripts import misc_specs, run_json, run_specs, run_text, track_spec
 from lvsconsole.engine.store import ConfigRefused, ConfigStore, Proposal, StoreError
 
@@ -84,6 +96,8 @@ class CommandExecutor:
         self.bus = bus
         self._clock = clock
         self._lock: asyncio.Lock | None = None
+        self.confirm_timer = ConfirmTimer(store.confirm, self._confirm_timed_out, clock=clock)
+        """Rolls a ``commit confirmed`` back at its deadline (the store's ConfirmPlanner holds the deadline)."""
 
     # ------------------------------------------------------------------------------ entry points
 
@@ -124,6 +138,17 @@ class CommandExecutor:
                 return await self._script_test(command)
             except CommandError as exc:
                 return Result.error(exc)
+        if isinstance(command, CheckNow):  # probes for up to their timeouts: audited, but not under the lock
+            try:
+                result = await self._check_now(command)
+            except CommandError as exc:
+                result = Result.error(exc)
+            except DirectorError as exc:
+                result = Result(False, str(exc), {"error": {"message": str(exc)}})
+            self.bus.publish(OperatorAction(time=self._clock(), who=who, command=command.text or "check now",
+                                            ok=result.ok, message=result.message.splitlines()[0] if result.message
+                                            else "", changes=()))
+            return result
         if not command.MUTATES:
             return self._safe(lambda: self._read(command))
         if self._lock is None:
@@ -179,10 +204,29 @@ class CommandExecutor:
             return Result(not errors, f"{verdict}\n{showtext.diagnostics(diagnostics)}",
                           {"valid": not errors, "diagnostics": _diag_json(diagnostics)})
         if isinstance(command, Diff):
-            return self._diff()
+            return self._diff() if command.old is None else versions.diff_versions(self.store, command.old,
+                                                                                   command.new)
         if isinstance(command, Help):
             return Result(True, help_text(command.words), {"help": help_text(command.words)})
         raise TypeError(f"unhandled command {type(command).__name__}")
+
+    def _flight(self) -> CheckFlightCore:
+        if not isinstance(self.core, CheckFlightCore):
+            raise DirectorError("this engine keeps no health-check records")
+        return self.core
+
+    async def _check_now(self, command: CheckNow) -> Result:
+        """Probe now; the result counts as a scheduled probe's (``CheckService.run_now`` says why)."""
+        flight = self._flight()
+        pairs = self._pairs(self.core.snapshot(), command.rs, command.vs)
+        probes = await flight.check_now([RsId(vs.key, rs.key) for vs, rs in pairs])
+        if not probes:
+            raise CommandError(f"real server {command.rs} has no health check", str(command.rs), command.rs.col)
+        health = {(vs.key, rs.key): rs.health for vs in self.core.snapshot().virtual_servers
+                  for rs in vs.real_servers}
+        message = showtext.probes_now(probes)
+        return Result(all(p.probe.ok for p in probes), message,
+                      {"probes": [{**p.as_json(), "health": health.get((p.vs, p.rs))} for p in probes]})
 
     async def _script_test(self, command: ScriptTest) -> Result:
         """Run a vrrp_script or MISC_CHECK of the running config once, as the engine would; change nothing."""
@@ -215,12 +259,32 @@ class CommandExecutor:
         removals = planned_removals(self.core.snapshot().virtual_servers, candidate, configured_servers(candidate))
         if removals:
             message += "\n" + "\n".join(r.text() for r in removals)
+        ops, addresses = self._impact(candidate, removals) if not errors and not plan.empty else ([], [])
+        if ops:
+            message += "\nIPVS operations:\n" + "\n".join(f"  {op.text()}" for op in ops)
+        if addresses:
+            message += "\naddress operations:\n" + "\n".join(f"  {a.text()}" for a in addresses)
         return Result(True, message, {"changes": plan.as_json(), "candidate_errors": _diag_json(errors),
-                                      "removals": [r.as_json() for r in removals]})
+                                      "removals": [r.as_json() for r in removals],
+                                      "ipvs_ops": [op.as_json() for op in ops],
+                                      "address_ops": [a.as_json() for a in addresses]})
+
+    def _impact(self, config: m.Config, removals: Sequence[PlannedRemoval]) -> tuple[list[PlannedOp],
+                                                                                      list[AddressOp]]:
+        """The exact IPVS and address operations applying ``config`` would cause now (engine/impact.py)."""
+        ops: list[PlannedOp] = []
+        if isinstance(self.core, TablePreviewer):
+            try:
+                ops = ipvs_ops(self.core, config, removals)
+            except ValueError:  # a table the config cannot describe is refused at commit, with its reason
+                ops = []
+        return ops, address_ops(self.store.running.config, config, self.core.snapshot())
 
     def _show(self, command: Show) -> Result:
         snap = self.core.snapshot()
         topic = command.topic
+        if topic == "vrrp" and command.radar:
+            return Result(True, showtext.radar(snap.radar), snap.radar.as_json())
         if topic == "vrrp":
             instances = snap.instances
             if command.instance is not None:
@@ -236,6 +300,11 @@ class CommandExecutor:
         if topic == "vs":
             vss = self._virtual_servers(snap, command.vs)
             return Result(True, showtext.virtual_servers(vss), [vs.as_json() for vs in vss])
+        if topic == "checks":
+            assert command.rs is not None
+            histories = self._flight().check_history(
+                [RsId(vs.key, rs.key) for vs, rs in self._pairs(snap, command.rs, command.vs)])
+            return Result(True, showtext.check_history(histories), [h.as_json() for h in histories])
         if topic == "rs":
             pairs = self._pairs(snap, command.rs, command.vs) if command.rs is not None else [
                 (vs, rs) for vs in self._virtual_servers(snap, command.vs) for rs in vs.real_servers]
@@ -245,7 +314,8 @@ class CommandExecutor:
             pairs = [(vs, rs) for vs in snap.virtual_servers for rs in vs.real_servers
                      if rs.drained or rs.disabled or rs.weight_override is not None]
             return Result(True, showtext.overrides(pairs), [
-                {"vs": vs.label, "vs_key": vs.key, "rs": rs.label, "rs_key": rs.key, "drain": rs.drained,
+                {"vs": vs.label, "vs_key": vs.key, "rs": rs.label, "rs_key": rs.key, "admin_state": rs.admin_state,
+                 "drain": rs.drained,
                  "disabled": rs.disabled, "weight": rs.weight_override, "config_weight": rs.config_weight}
                 for vs, rs in pairs])
         if topic == "log":
@@ -262,11 +332,9 @@ class CommandExecutor:
         if topic == "diff":
             return self._diff()
         if topic == "history":
-            revs = self.store.history
-            rows = [(n, r.number, showtext.clock(r.time), r.who, r.source, len(r.plan.changes), r.digest[:12])
-                    for n, r in enumerate(revs)]
-            text = showtext.table(("N", "REVISION", "TIME", "WHO", "SOURCE", "CHANGES", "DIGEST"), rows)
-            return Result(True, text, [{"n": n, **r.summary()} for n, r in enumerate(revs)])
+            return versions.history(self.store, command.version)
+        if topic == "blame":
+            return versions.blame(self.store, command.vs, command.rs)
         assert topic == "stats"
         run = self.store.running
         stats: dict[str, Any] = {
@@ -275,6 +343,9 @@ class CommandExecutor:
             "subscribers": self.bus.subscribers, "virtual_servers": len(snap.virtual_servers),
             "real_servers": sum(len(vs.real_servers) for vs in snap.virtual_servers),
             "instances": len(snap.instances),
+            "commit_pending": None if self.store.confirm.pending is None
+            else self.store.confirm.pending.as_json(self._clock()),
+            "history_dir": self.store.archive.directory,
         }
         return Result(True, "\n".join(f"{k}: {v}" for k, v in stats.items()), stats)
 
@@ -329,7 +400,19 @@ class CommandExecutor:
                 proposal = self.store.propose_commit()
             except ConfigRefused as exc:
                 return self._refused(exc, who), ()
-            return await self._apply(proposal, who)
+            radii = self._commit_radius(proposal)
+            refused = None if command.force else refusal(radii, "commit")
+            if refused is not None:
+                return Result(False, refused, {"refused": True, "blast_radius": [r.as_json() for r in radii]}), ()
+            if command.confirmed is not None:
+                return await self._commit_confirmed(proposal, command.confirmed, who)
+            result, changes = await self._apply(proposal, who)
+            if result.ok and self.store.confirm.pending is not None:  # a plain commit confirms, as in Junos
+                settled = self._settle(who)
+                result = Result(True, f"{result.message}\n{settled}", result.data)
+            return result, changes
+        if isinstance(command, Confirm):
+            return Result(True, self._settle(who), {"confirmed": self.store.running.number}), ("confirmed",)
         if isinstance(command, Reload):
             dirty = self.store.dirty
             try:
@@ -342,18 +425,18 @@ class CommandExecutor:
             return result, changes
         if isinstance(command, Rollback):
             try:
-                rev = self.store.revision(command.n)
+                position, entry = self.store.resolve(command.version)
+                self.store.rollback(command.version)
             except StoreError as exc:
-                raise CommandError(str(exc), str(command.n)) from None
-            self.store.rollback(command.n)
+                raise CommandError(str(exc), str(command.version)) from None
             plan = self.store.diff()
-            if command.n == 0:
+            if position == 0:
                 message = "candidate reset to the running configuration"
             else:
-                message = (f"candidate = revision {rev.number} ({rev.source}, {rev.who}, {showtext.clock(rev.time)}); "
-                           f"'commit' applies it\n{plan}")
-            return Result(True, message, {"revision": rev.summary(), "changes": plan.as_json()}), (
-                f"candidate loaded from revision {rev.number}",)
+                message = (f"candidate = version {position} (revision {entry.seq}, {entry.digest[:12]}: {entry.how} by "
+                           f"{entry.who}, {showtext.clock(entry.when)}); 'commit' applies it\n{plan}")
+            return Result(True, message, {"version": {"n": position, **entry.as_json()}, "changes": plan.as_json()}), (
+                f"candidate loaded from revision {entry.seq} ({entry.digest[:12]})",)
         if isinstance(command, Write):
             path = self.store.write()
             return Result(True, f"wrote {path} (previous file kept as {path}.bak)", {"path": path}), (f"wrote {path}",)
@@ -378,9 +461,9 @@ class CommandExecutor:
         message = f"refused: {exc.reason}" + (f"\n{text}" if text else "")
         return Result(False, message, {"reason": exc.reason, "diagnostics": _diag_json(exc.diagnostics)})
 
-    async def _apply(self, proposal: Proposal, who: str) -> tuple[Result, Sequence[str]]:
+    async def _apply(self, proposal: Proposal, who: str, how: str | None = None) -> tuple[Result, Sequence[str]]:
         if proposal.empty:
-            rev = self.store.accept(proposal, who)
+            rev = self.store.accept(proposal, who, how)
             return Result(True, "no changes to apply", {"revision": rev.summary(), "changes": []}), ()
         self.bus.publish(ReloadStarted(source=proposal.source, who=who))
         try:
@@ -388,19 +471,113 @@ class CommandExecutor:
         except DirectorError as exc:
             self.bus.publish(ReloadRefused.of(proposal.source, f"the director could not apply it: {exc}", (), who))
             return Result(False, f"not applied: {exc}", {"reason": str(exc), "diagnostics": []}), ()
-        rev = self.store.accept(proposal, who)
+        rev = self.store.accept(proposal, who, how)
         self.bus.publish(ReloadApplied.of(proposal.source, rev.number, proposal.plan, who, applied))
         n = len(proposal.plan.changes)
         message = f"revision {rev.number} applied ({n} change{'s' * (n != 1)})\n{proposal.plan}"
         data = {"revision": rev.summary(), "changes": proposal.plan.as_json(), "applied": applied}
         return Result(True, message, data), [str(c) for c in proposal.plan.changes]
 
+    # ------------------------------------------------------------------------------ commit confirmed
+
+    async def _commit_confirmed(self, proposal: Proposal, seconds: float, who: str) -> tuple[Result, Sequence[str]]:
+        """Apply like ``commit`` and arm the automatic rollback; while one is pending, extend it (Junos)."""
+        if seconds <= 0:
+            raise CommandError("commit confirmed needs a positive number of seconds", f"{seconds:g}")
+        before = self.store.running
+        pending = self.store.confirm.pending
+        if proposal.empty and pending is None:
+            return Result(True, "no changes to apply: nothing to confirm", {"changes": [], "pending": None}), ()
+        result, changes = await self._apply(proposal, who, how="commit confirmed")
+        if not result.ok:
+            return result, changes
+        restore_digest, restore_revision = ((pending.restore_digest, pending.restore_revision) if pending is not None
+                                            else (before.digest, before.number))
+        now = self._clock()
+        armed = self.store.confirm.start(now, seconds, restore_digest=restore_digest,
+                                         restore_revision=restore_revision, revision=self.store.running.number,
+                                         who=who)
+        self.confirm_timer.rearm()
+        self.bus.publish(CommitPending(revision=armed.revision, restore_revision=armed.restore_revision,
+                                       restore_digest=armed.restore_digest, deadline=armed.deadline, who=who))
+        verb = "extended: " if pending is not None else ""
+        message = (f"{result.message}\n{verb}rolls back to revision {armed.restore_revision} at "
+                   f"{showtext.clock(armed.deadline)} (in {seconds:g}s) unless 'confirm'")
+        data = {**(result.data or {}), "pending": armed.as_json(now)}
+        return Result(True, message, data), [*changes, f"rollback armed for {showtext.clock(armed.deadline)}"]
+
+    def _settle(self, who: str) -> str:
+        try:
+            settled = self.store.confirm.confirm()
+        except NothingPending as exc:
+            raise CommandError(str(exc), "confirm") from None
+        self.confirm_timer.cancel()
+        self.bus.publish(CommitConfirmed(revision=settled.revision, who=who))
+        return f"revision {settled.revision} confirmed: the automatic rollback is cancelled"
+
+    async def _confirm_timed_out(self) -> None:
+        """The deadline passed without ``confirm``: apply the config from before the first unconfirmed commit
+        again, through the same validate → plan → apply path as any commit (candidate edits are discarded)."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            pending = self.store.confirm.due(self._clock())
+            if pending is None:  # confirmed or extended while this waited for the lock
+                self.confirm_timer.rearm()
+                return
+            self.store.confirm.settle()
+            who = f"commit confirmed timeout ({pending.who})" if pending.who else "commit confirmed timeout"
+            unconfirmed = self.store.running.number
+            changes: Sequence[str] = ()
+            try:
+                self.store.set_candidate_text(self.store.archive.text(pending.restore_digest))
+                proposal = self.store.propose_commit()
+            except (HistoryError, ConfigRefused, StoreError) as exc:
+                result = Result(False, str(exc))
+            else:
+                result, changes = await self._apply(proposal, who, how="confirmed-timeout")
+        self.bus.publish(CommitRolledBack(
+            revision=self.store.running.number if result.ok else None, restore_revision=pending.restore_revision,
+            restore_digest=pending.restore_digest, unconfirmed_revision=unconfirmed, ok=result.ok,
+            reason="" if result.ok else result.message.splitlines()[0]))
+        self.bus.publish(OperatorAction(time=self._clock(), who=who, command="rollback (commit confirmed timed out)",
+                                        ok=result.ok, message=result.message.splitlines()[0] if result.message else "",
+                                        changes=tuple(changes)))
+
+    def _commit_radius(self, proposal: Proposal) -> list[BlastRadius]:
+        """What the real servers a commit deletes leave their (surviving) virtual servers with."""
+        survivors = configured_servers(proposal.config)
+        kept_vs = {vs_key(vs) for vs in proposal.config.virtual_servers}
+        snap = self.core.snapshot()
+        removing = {vs.key: {rs.key for rs in vs.real_servers if RsId(vs.key, rs.key) not in survivors}
+                    for vs in snap.virtual_servers if vs.key in kept_vs}
+        return blast_radius(snap.virtual_servers, removing)
+
+    @staticmethod
+    def _override_radius(command: RsCommand, snap: DirectorSnapshot, pairs: Sequence[Pair]) -> list[BlastRadius]:
+        """The blast radius of a command that takes real servers out of service (none for the others)."""
+        takes_out = isinstance(command, Drain | Disable) or (
+            isinstance(command, SetState) and command.state != "ready")
+        if not takes_out:
+            return []
+        removing: dict[str, set[str]] = {}
+        for vs, rs in pairs:
+            removing.setdefault(vs.key, set()).add(rs.key)
+        return blast_radius(snap.virtual_servers, removing)
+
     async def _override(self, command: RsCommand) -> tuple[Result, Sequence[str]]:
         snap = self.core.snapshot()
         pairs = self._pairs(snap, command.rs, command.vs)
+        radii = self._override_radius(command, snap, pairs)
+        refused = None if command.force else refusal(radii, command.text or type(command).__name__.lower())
+        if refused is not None:
+            return Result(False, refused, {"refused": True, "blast_radius": [r.as_json() for r in radii]}), ()
         batches: dict[OverrideChange, list[Pair]] = {}
         verb: str
-        if isinstance(command, Drain):
+        if isinstance(command, SetState):
+            verb = {"ready": "ready", "drain": "drained", "maint": "maint"}[command.state]
+            batches[OverrideChange("state", state=command.state)] = pairs
+        elif isinstance(command, Drain):
             verb = "drained"
             batches[OverrideChange("drain")] = pairs
         elif isinstance(command, Undrain):
@@ -432,6 +609,7 @@ class CommandExecutor:
                          "config_weight": rs.config_weight, "weight_before": rs.weight,
                          "active_conns": rs.active_conns} for vs, rs in pairs],
             "applied": applied,
+            "blast_radius": [r.as_json() for r in radii],
         }
         return Result(True, "\n".join(lines), data), lines
 
@@ -444,8 +622,12 @@ class CommandExecutor:
             after = f"weight {rs.config_weight} (configured)"
         elif change.kind == "weight":
             after = f"weight {change.weight} (configured {rs.config_weight})"
-        elif change.kind == "disable":
-            after = "out of the table (checks continue)"
+        elif change.kind == "disable" or change.state == "maint":
+            after = "out of the table, checks paused"
+        elif change.state == "drain":
+            after = f"weight 0, {rs.active_conns} active connection{'s' * (rs.active_conns != 1)} finishing"
+        elif change.state == "ready":
+            after = f"in service (weight {rs.weight_override or rs.config_weight})"
         else:
             after = "back in the table"
         return f"{verb} {rs.label} in {vs.label}: {before} -> {after}"

@@ -69,6 +69,10 @@ REAL_SERVER = _obj({
     "traffic": TRAFFIC,
     "drain_deadline": _nullable("number", "a reload removed it and it drains (health draining, weight 0): the "
                                           "epoch time it is deleted by at the latest (drain_timeout)"),
+    "admin_state": {"enum": ["ready", "drain", "maint"],
+                    "description": "the operator's state: ready, drain (weight 0, checks continue) or maint "
+                                   "(out of the table, checks paused)"},
+    "floor_kept": {"type": "boolean", "description": "checks failed it but min_healthy keeps it in the table"},
 })
 
 VIRTUAL_SERVER = _obj({
@@ -81,6 +85,8 @@ VIRTUAL_SERVER = _obj({
     "scheduler": STRING,
     "persistence_timeout": _nullable("integer"),
     "quorum_up": BOOLEAN,
+    "quorum": COUNT,
+    "min_healthy": _nullable("string", "the fewest healthy real servers checks may leave: N or P%"),
     "active_conns": COUNT, "inactive_conns": COUNT, "cps": COUNT, "bps": COUNT,
     "traffic": TRAFFIC,
     "real_servers": _array(REAL_SERVER),
@@ -103,6 +109,30 @@ VRRP_INSTANCE = _obj({
                  "description": "keepalived's vrrp->stats names: advert_rcvd, advert_sent, become_master, …"},
 })
 
+RADAR_SENDER = _obj({
+    "interface": STRING, "family": {"enum": [4, 6]}, "vrid": {"type": "integer", "minimum": 0, "maximum": 255},
+    "sender": STRING, "instance": _nullable("string", "our vrrp_instance of that VRID; null: not ours"),
+    "age": {"type": "number", "description": "seconds since its last packet"}, "count": COUNT,
+    "priority": _nullable("integer", "null: nothing decodable heard from it"), "version": _nullable("integer"),
+    "interval": _nullable("number", "advertised interval, seconds"), "auth_type": _nullable("string"),
+    "vips": _array(STRING),
+    "mean_interval": _nullable("number", "mean of the observed inter-arrival times, seconds"),
+    "jitter": _nullable("number", "standard deviation of the inter-arrival times, seconds"),
+    "mismatches": _array({"enum": ["version", "auth", "interval", "vips"]}),
+    "collision": _nullable("string", "a VRID not configured here, or ours with another VIP set"),
+    "malformed": COUNT, "last_error": _nullable("string"),
+    "advertising": BOOLEAN, "dual_master": BOOLEAN,
+})
+
+RADAR = _obj({
+    "senders": _array(RADAR_SENDER),
+    "alarms": _array(_obj({
+        "interface": STRING, "family": {"enum": [4, 6]}, "vrid": {"type": "integer"}, "instance": _nullable("string"),
+        "for": NUMBER, "senders": _array(_obj({"sender": STRING, "priority": {"type": "integer"}})),
+    })),
+    "packets": COUNT, "evicted": COUNT,
+}, description="every VRRP sender heard on the wire recently, and the dual-master alarms")
+
 EVENT = _obj({
     "type": {"type": "string", "description": "the event class: VrrpTransition, CheckResult, TableChanged, …"},
     "time": NUMBER,
@@ -124,9 +154,25 @@ CHANGE = _obj({
 
 SHOW_DATA: dict[str, Schema] = {
     "show vrrp": _array(VRRP_INSTANCE),
+    "show vrrp radar": RADAR,
     "show vs": _array(VIRTUAL_SERVER),
     "show rs": _array({**REAL_SERVER, "properties": {**REAL_SERVER["properties"], "vs": STRING, "vs_key": STRING},
                        "required": [*REAL_SERVER["required"], "vs", "vs_key"]}),
+    "show checks": _array(_obj({
+        "vs": STRING, "rs": STRING, "checker": COUNT, "kind": STRING, "target": STRING, "capacity": COUNT,
+        "transitions": COUNT, "failures": COUNT,
+        "flap_score": {"type": "number", "minimum": 0, "maximum": 1,
+                       "description": "recency-weighted ok/failed transitions over a full window's most (0-1)"},
+        "latency_p50": _nullable("number", "seconds, successful probes only"),
+        "latency_p95": _nullable("number", "seconds, successful probes only"),
+        "sparkline": STRING,
+        "probes": _array(_obj({
+            "time": NUMBER, "ok": BOOLEAN, "latency": NUMBER, "reason": STRING, "detail": STRING,
+            "code": {"type": "string", "description": "ok, refused, timeout, reset, unreachable, http_status, "
+                                                      "digest_mismatch, regex_mismatch, tls_error, dns_rcode, "
+                                                      "script_exit, script_signal, no_response, protocol, error"},
+        })),
+    })),
     "show overrides": _array(_obj({
         "vs": STRING, "vs_key": STRING, "rs": STRING, "rs_key": STRING, "drain": BOOLEAN, "disabled": BOOLEAN,
         "weight": _nullable("integer", "runtime weight; null when only drain/disable is set"),
@@ -151,6 +197,10 @@ SHOW_DATA: dict[str, Schema] = {
     "show history": _array(_obj({
         "n": {"type": "integer", "minimum": 0, "description": "the N of 'rollback N'"},
         "number": COUNT, "time": NUMBER, "who": STRING, "source": STRING, "digest": STRING, "changes": COUNT,
+        "how": {"type": "string", "description": "startup, commit, commit confirmed, reload, rollback, "
+                                                 "confirmed-timeout"},
+        "parent": _nullable("string", "digest of the config before it"), "summary": STRING,
+        "changed": _array(_obj({"kind": STRING, "section": STRING, "key": STRING})),
     })),
 }
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 
+from lvsconsole.check.recorder import CheckerHistory, ProbeNow
 from lvsconsole.config.diagnostics import Diagnostic
 from lvsconsole.engine.director_api import RealServerView, VirtualServerView, VrrpInstanceView
 from lvsconsole.engine.events import Event
+from lvsconsole.vrrp.radar import RadarReport, SenderView
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
@@ -66,10 +68,57 @@ def vrrp_explain(instances: Sequence[VrrpInstanceView]) -> str:
                          "this engine" for i in instances)
 
 
+def _radar_note(s: SenderView) -> str:
+    notes = [f"{m} differs" for m in s.mismatches if m != "vips"]
+    if s.collision is not None:
+        notes.append(f"COLLISION: {s.collision}")
+    if s.malformed:
+        notes.append(f"{s.malformed} malformed ({s.last_error})")
+    return "; ".join(notes) or "-"
+
+
+def _radar_state(s: SenderView) -> str:
+    if s.alarm:
+        return "DUAL MASTER"
+    if s.advertising:
+        return "master"
+    return "resigned" if s.priority == 0 else "quiet"
+
+
+def radar(report: RadarReport) -> str:
+    """``show vrrp radar``: the dual-master alarms, then one row per (interface, VRID, sender)."""
+    if not report.senders:
+        return f"no VRRP advert heard ({report.packets} packets)"
+    lines = [f"DUAL MASTER: VRID {a.key.vrid}{f' ({a.instance})' if a.instance else ''} on {a.key.interface} for "
+             f"{duration(a.since_s)}: " + ", ".join(f"{addr} (priority {prio})" for addr, prio in a.senders)
+             for a in report.alarms]
+    rows = []
+    for s in report.senders:
+        rows.append((
+            s.key.interface, s.key.vrid, s.instance or "-", str(s.sender), s.priority, s.version,
+            "-" if s.interval is None else f"{s.interval:g}s", _auth_text(s),
+            f"{s.age:.1f}s ago", s.count,
+            "-" if s.mean_gap is None else f"{s.mean_gap:.3f}s",
+            "-" if s.jitter is None else f"{s.jitter * 1000:.0f}ms",
+            ",".join(str(v) for v in s.vips) or "-", _radar_state(s), _radar_note(s)))
+    table_text = table(("IF", "VRID", "OURS", "SENDER", "PRIO", "VER", "INT", "AUTH", "LAST", "ADVERTS", "MEAN",
+                        "JITTER", "VIPS", "STATE", "NOTES"), rows)
+    footer = f"{report.packets} packets" + (f", {report.evicted} senders evicted" if report.evicted else "")
+    return "\n".join([*lines, *([""] if lines else []), table_text, footer])
+
+
+def _auth_text(s: SenderView) -> str:
+    if s.version != 2 or s.auth_type is None:
+        return "-"
+    return {0: "none", 1: "PASS", 2: "AH"}.get(s.auth_type, str(s.auth_type))
+
+
 def _rs_health(rs: RealServerView) -> str:
     if rs.check_stalled:
         # the health shown is stale: its checker has produced no result for 3 intervals
         return f"{rs.health} (check stalled)"
+    if rs.floor_kept:
+        return f"{rs.health} (kept: min_healthy)"
     if rs.drain_deadline is None:
         return rs.health
     # removed by a reload: say so, and when it goes at the latest
@@ -89,8 +138,9 @@ def virtual_servers(vss: Sequence[VirtualServerView]) -> str:
     for vs in vss:
         persist = f" persistent {vs.persistence_timeout}" if vs.persistence_timeout else ""
         quorum = "" if vs.quorum_up else " QUORUM LOST"
-        rows.append((f"{vs.label} {vs.scheduler}{persist}{quorum}", "", "", "", vs.active_conns, vs.inactive_conns,
-                     vs.cps))
+        floor = "" if vs.min_healthy is None else f" min_healthy {vs.min_healthy}"
+        rows.append((f"{vs.label} {vs.scheduler}{persist}{floor}{quorum}", "", "", "", vs.active_conns,
+                     vs.inactive_conns, vs.cps))
         for rs in vs.real_servers:
             rows.append((f"  -> {rs.label}", rs.forward, _rs_weight(rs), _rs_health(rs), rs.active_conns,
                          rs.inactive_conns, rs.cps))
@@ -100,10 +150,10 @@ def virtual_servers(vss: Sequence[VirtualServerView]) -> str:
 def real_servers(pairs: Sequence[tuple[VirtualServerView, RealServerView]]) -> str:
     if not pairs:
         return "no real_server"
-    rows = [(rs.label, vs.label, rs.forward, _rs_weight(rs), _rs_health(rs), rs.active_conns, rs.inactive_conns,
-             rs.cps, rs.bps) for vs, rs in pairs]
-    return table(("REAL SERVER", "VIRTUAL SERVER", "FORWARD", "WEIGHT", "HEALTH", "ACTIVE", "INACTIVE", "CPS",
-                  "BPS"), rows)
+    rows = [(rs.label, vs.label, rs.forward, _rs_weight(rs), rs.admin_state, _rs_health(rs), rs.active_conns,
+             rs.inactive_conns, rs.cps, rs.bps) for vs, rs in pairs]
+    return table(("REAL SERVER", "VIRTUAL SERVER", "FORWARD", "WEIGHT", "STATE", "HEALTH", "ACTIVE", "INACTIVE",
+                  "CPS", "BPS"), rows)
 
 
 def overrides(pairs: Sequence[tuple[VirtualServerView, RealServerView]]) -> str:
@@ -113,8 +163,8 @@ def overrides(pairs: Sequence[tuple[VirtualServerView, RealServerView]]) -> str:
     for vs, rs in pairs:
         what = []
         if rs.disabled:
-            what.append("disabled")
-        if rs.drained:
+            what.append("maint")
+        elif rs.drained:
             what.append("drain")
         if rs.weight_override is not None:
             what.append(f"weight {rs.weight_override}")
@@ -134,3 +184,43 @@ def diagnostics(items: Sequence[Diagnostic]) -> str:
     lines = [str(d) for d in sorted(items, key=lambda d: (not d.is_error, d.location or ("", 0, 0)))]
     lines.append(f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}")
     return "\n".join(lines)
+
+
+def latency(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
+def _probe_time(t: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1000):03d}"
+
+
+def check_history(histories: Sequence[CheckerHistory]) -> str:
+    """``show checks``: per checker a summary line, the latency sparkline and its probes, newest first."""
+    if not histories:
+        return "no health checks on that real server"
+    blocks = []
+    for h in histories:
+        head = f"{h.rs} in {h.vs}: {h.kind or 'check'} #{h.index}" + (f" -> {h.target}" if h.target else "")
+        summary = (f"  last {len(h.probes)} of {h.capacity} probes: {h.failures} failed, {h.transitions} "
+                   f"transition{'s' * (h.transitions != 1)}, flap score {h.flap_score:.2f}, "
+                   f"latency p50 {latency(h.latency_p50)} p95 {latency(h.latency_p95)}")
+        lines = [head, summary]
+        if h.probes:
+            lines.append(f"  {h.sparkline}  (oldest -> newest; x = failed)")
+            rows = [(_probe_time(p.time), "ok" if p.ok else "FAIL", latency(p.latency), p.code,
+                     p.reason or p.detail) for p in reversed(h.probes)]
+            lines.append(table(("TIME", "RESULT", "LATENCY", "CODE", "REASON"), rows))
+        else:
+            lines.append("  no probe recorded yet")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def probes_now(probes: Sequence[ProbeNow]) -> str:
+    """``check now``: one line per checker probed."""
+    if not probes:
+        return "no health checks on that real server"
+    return "\n".join(
+        f"{p.rs} in {p.vs}: {p.kind} #{p.index} {'ok' if p.probe.ok else 'FAILED'} in {latency(p.probe.latency)}"
+        + ("" if p.probe.ok else f" ({p.probe.code}: {p.probe.reason or p.probe.detail})")
+        for p in probes)

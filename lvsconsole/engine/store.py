@@ -9,8 +9,11 @@ and the last 20 committed configs.
   ``propose_reload()`` validate and plan (raising ``ConfigRefused`` with the diagnostics), the director
   applies the plan, then ``accept(proposal, who)`` records it. ``commit(who)`` and ``reload(path, who)``
   do both steps for callers with nothing to apply.
-- ``rollback(n)`` loads revision n (0 = running, 1 = the one before…) into the candidate, as Junos does:
-  ``diff`` shows what it would change and ``commit`` applies it.
+- ``rollback(version)`` loads a version of the history (0 = running, 1 = the one before…, or a digest
+  prefix) into the candidate, as Junos does: ``diff`` shows what it would change and ``commit`` applies it.
+- Every running config is also recorded in a ``HistoryLog`` (engine/history.py): content-addressed, with who,
+  when and how, persistent when the store is given a history directory. Revision numbers are that log's
+  sequence numbers, so they continue across restarts. ``confirm`` is the ``commit confirmed`` planner.
 - ``write()`` saves the running text to the file atomically (temp file, fsync, rename) and keeps the
   previous file as FILE.bak.
 
@@ -24,7 +27,6 @@ import collections
 import contextlib
 import dataclasses
 import gc
-import hashlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -39,7 +41,9 @@ from lvsconsole.config.lexer import ConfigReadError, parse_text
 from lvsconsole.config.render import render
 from lvsconsole.config.validate import validate
 from lvsconsole.engine.commands import EditCommand
+from lvsconsole.engine.confirm import ConfirmPlanner
 from lvsconsole.engine.edits import apply_edit
+from lvsconsole.engine.history import HistoryEntry, HistoryError, HistoryLog, digest_of
 
 HISTORY = 20
 CANDIDATE = "<candidate>"
@@ -72,7 +76,7 @@ class StoreError(Exception):
 
 
 def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+    return digest_of(text)
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,8 @@ class Proposal:
     source: str
     base: int
     diagnostics: tuple[Diagnostic, ...] = ()
+    how: str = "commit"
+    """What the history records as the way it became running: commit, reload, rollback…"""
 
     @property
     def empty(self) -> bool:
@@ -258,26 +264,46 @@ class ConfigStore:
         config_id: str | None = None,
         strict: bool = False,
         history: int = HISTORY,
+        archive: HistoryLog | None = None,
     ) -> None:
-        """Start from ``initial`` (which must be free of errors: ConfigRefused otherwise)."""
+        """Start from ``initial`` (which must be free of errors: ConfigRefused otherwise).
+
+        ``archive`` is the persistent history (an in-memory one when None); ``initial`` is recorded in it
+        unless it is already its latest entry (an engine restarted on the same config)."""
         if initial.errors:
             raise ConfigRefused("the configuration has errors", initial.diagnostics, source)
         self.path = os.path.abspath(path) if path else None
         self._clock = clock
         self._config_id = config_id
         self._strict = strict
-        first = Revision(1, initial.config, initial.text, clock(), who, source, diff(m.Config(), initial.config),
-                         initial.diagnostics)
+        self.archive = archive if archive is not None else HistoryLog()
+        self.confirm = ConfirmPlanner()
+        self._rolled_back_to: str | None = None
+        """Digest of the version ``rollback`` loaded into the candidate (a commit of it is recorded as rollback)."""
+        now = clock()
+        plan = diff(m.Config(), initial.config)
+        latest = self.archive.latest
+        if latest is not None and latest.digest == _digest(initial.text):
+            number = latest.seq
+        else:
+            # the history records what changed since the last config it knows (edited while the engine was down)
+            history_plan = plan
+            if latest is not None:
+                with contextlib.suppress(HistoryError, ConfigReadError):
+                    history_plan = diff(self._load_candidate(self.archive.text(latest.digest)).config, initial.config)
+            number = self.archive.record(initial.text, who=who, when=now, how="startup", plan=history_plan).seq
+        first = Revision(number, initial.config, initial.text, now, who, source, plan, initial.diagnostics)
         self._history: collections.deque[Revision] = collections.deque([first], maxlen=history)
         self._candidate = Candidate(first.config, first.text, first.diagnostics, first.number)
 
     @classmethod
     def from_file(cls, path: str, *, who: str = "startup", clock: Callable[[], float] = time.time,
-                  config_id: str | None = None, strict: bool = False) -> ConfigStore:
+                  config_id: str | None = None, strict: bool = False,
+                  archive: HistoryLog | None = None) -> ConfigStore:
         """Load ``path`` as the first running revision. Raises ConfigReadError or ConfigRefused."""
         loaded = load_file(path, config_id=config_id, strict=strict)
         return cls(loaded, path=path, who=who, source=f"load {os.path.abspath(path)}", clock=clock,
-                   config_id=config_id, strict=strict)
+                   config_id=config_id, strict=strict, archive=archive)
 
     @classmethod
     def from_text(cls, text: str, *, path: str | None = None, who: str = "startup",
@@ -338,18 +364,43 @@ class ConfigStore:
 
     def discard(self) -> Candidate:
         """Reset the candidate to the running config."""
+        self._rolled_back_to = None
         run = self.running
         self._candidate = Candidate(run.config, run.text, run.diagnostics, run.number)
         return self._candidate
 
-    def rollback(self, n: int = 1) -> Candidate:
-        """Load revision ``n`` (0 = running, i.e. discard edits) into the candidate; ``commit`` applies it."""
-        rev = self.revision(n)
-        if n == 0:
+    def rollback(self, version: int | str = 1) -> Candidate:
+        """Load a version of the history (0 = running, i.e. discard edits; N back; or a digest prefix) into the
+        candidate; ``commit`` applies it. Raises StoreError for an unknown or ambiguous version."""
+        position, entry = self.resolve(version)
+        if position == 0:
             return self.discard()
-        loaded = self._load_candidate(rev.text)
-        self._candidate = Candidate(loaded.config, rev.text, loaded.diagnostics, self.running.number)
+        text = self.version_text(entry)
+        loaded = self._load_candidate(text)
+        self._candidate = Candidate(loaded.config, text, loaded.diagnostics, self.running.number)
+        self._rolled_back_to = entry.digest
         return self._candidate
+
+    # ------------------------------------------------------------------------------ history
+
+    def resolve(self, version: int | str) -> tuple[int, HistoryEntry]:
+        """(position, entry) of a version: N back from running (0 = running) or a digest prefix."""
+        try:
+            return self.archive.resolve(version)
+        except HistoryError as exc:
+            raise StoreError(str(exc)) from None
+
+    def version_text(self, entry: HistoryEntry) -> str:
+        try:
+            return self.archive.text(entry.digest)
+        except HistoryError as exc:
+            raise StoreError(str(exc)) from None
+
+    def version_config(self, entry: HistoryEntry) -> m.Config:
+        """The config of a version, as the engine would load it now (includes resolve against today's files)."""
+        if entry.digest == self.running.digest:
+            return self.running.config
+        return self._load_candidate(self.version_text(entry)).config
 
     def validate(self) -> list[Diagnostic]:
         """The candidate's diagnostics, recomputed now (interfaces and scripts may have changed)."""
@@ -369,8 +420,9 @@ class ConfigStore:
         if any(d.is_error for d in diagnostics):
             raise ConfigRefused("the candidate configuration has errors", diagnostics, "commit")
         c = self._candidate
+        how = "rollback" if self._rolled_back_to == _digest(c.text) else "commit"
         return Proposal(c.config, c.text, diff(self.running.config, c.config), "commit", self.running.number,
-                        tuple(diagnostics))
+                        tuple(diagnostics), how)
 
     def propose_reload(self, path: str | None = None) -> Proposal:
         """Read the config file (default: the store's) and plan it like a commit. Raises ConfigRefused."""
@@ -385,10 +437,11 @@ class ConfigStore:
         if loaded.errors:
             raise ConfigRefused(f"{target} has errors", loaded.diagnostics, source)
         return Proposal(loaded.config, loaded.text, diff(self.running.config, loaded.config), source,
-                        self.running.number, loaded.diagnostics)
+                        self.running.number, loaded.diagnostics, "reload")
 
-    def accept(self, proposal: Proposal, who: str) -> Revision:
-        """Record an applied proposal as the new running revision; the candidate is reset to it.
+    def accept(self, proposal: Proposal, who: str, how: str | None = None) -> Revision:
+        """Record an applied proposal as the new running revision (and in the history, with ``how``, default
+        the proposal's); the candidate is reset to it.
 
         Nothing is recorded when it changes neither the config nor its text (the running revision is
         returned). Raises StoreError if another commit happened since the proposal was made.
@@ -400,7 +453,9 @@ class ConfigStore:
         if proposal.plan.empty and proposal.text == run.text:
             self.discard()
             return run
-        rev = Revision(run.number + 1, proposal.config, proposal.text, self._clock(), who, proposal.source,
+        now = self._clock()
+        entry = self.archive.record(proposal.text, who=who, when=now, how=how or proposal.how, plan=proposal.plan)
+        rev = Revision(entry.seq, proposal.config, proposal.text, now, who, proposal.source,
                        proposal.plan, proposal.diagnostics)
         self._history.append(rev)
         self.discard()

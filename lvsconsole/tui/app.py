@@ -33,9 +33,11 @@ from textual.widgets import Footer
 from lvsconsole.engine.commands import Result, split_commands
 from lvsconsole.engine.director_api import DirectorSnapshot, RealServerView, VirtualServerView, VrrpInstanceView
 from lvsconsole.engine.events import Event, ReloadApplied, VrrpTransition
+from lvsconsole.engine.guard import blast_radius
 from lvsconsole.tui import bindings
 from lvsconsole.tui.link import REPLAY, EmbeddedLink, EngineLink, find_pair, rs_command_target
 from lvsconsole.tui.palette import PROVIDERS, Action
+from lvsconsole.tui.screens.checks import ChecksScreen
 from lvsconsole.tui.screens.confirm import AskScreen, ConfirmScreen, weight_error
 from lvsconsole.tui.screens.diff import DiffScreen
 from lvsconsole.tui.screens.editor import EditorScreen
@@ -43,6 +45,7 @@ from lvsconsole.tui.screens.explain import ExplainScreen
 from lvsconsole.tui.screens.help import HelpScreen
 from lvsconsole.tui.screens.output import OutputScreen
 from lvsconsole.tui.screens.quit import QuitScreen
+from lvsconsole.tui.screens.radar import RadarScreen
 from lvsconsole.tui.themes import DARK, LIGHT, THEMES, Palette
 from lvsconsole.tui.widgets.header import EngineHeader
 from lvsconsole.tui.widgets.health_log import HealthLog
@@ -332,21 +335,30 @@ class LvsConsoleApp(App[str]):
     def rs_action(self, kind: str, vs: VirtualServerView, rs: RealServerView, step: int = 0) -> None:
         target = rs_command_target(vs, rs)
         if kind == "drain":
-            self._confirm(f"Drain {rs.label} in {vs.label}?", drain_text(vs, rs), f"drain {target}", yes="Drain")
+            self._guarded_confirm(f"Drain {rs.label} in {vs.label}?", drain_text(vs, rs), f"drain {target}", vs, rs,
+                                  yes="Drain")
         elif kind == "undrain":
             self.run_command(f"undrain {target}")
         elif kind == "disable":
-            self._confirm(f"Disable {rs.label} in {vs.label}?", disable_text(vs, rs), f"disable {target}",
-                          yes="Disable")
+            self._guarded_confirm(f"Disable {rs.label} in {vs.label}?", disable_text(vs, rs), f"disable {target}",
+                                  vs, rs, yes="Disable")
         elif kind == "enable":
             self.run_command(f"enable {target}")
         elif kind == "weight":
             self._ask_weight(vs, rs)
+        elif kind == "checks":
+            self.show_checks(vs, rs)
         elif kind == "weight_step":
             current = rs.weight_override if rs.weight_override is not None else (
                 rs.weight if rs.weight is not None else rs.config_weight)
             new = max(0, current + step)
             self._set_weight(vs, rs, str(new))
+
+    def show_checks(self, vs: VirtualServerView, rs: RealServerView) -> None:
+        """The flight recorder of ``rs`` in ``vs`` (through the link's commands: attached consoles too)."""
+        target = rs_command_target(vs, rs)
+        self.push_screen(ChecksScreen(f"{rs.label} in {vs.label}", lambda: self.link.run(f"show checks {target}"),
+                                      lambda: self.link.run(f"check now {target}")))
 
     def _set_weight(self, vs: VirtualServerView, rs: RealServerView, value: str) -> None:
         command = f"weight {rs.label} {value} in {rs_command_target(vs, rs).partition(' in ')[2]}"
@@ -379,6 +391,36 @@ class LvsConsoleApp(App[str]):
 
         self.push_screen(ConfirmScreen(title, body, yes=yes, no="Cancel"), answered)
 
+    def _guarded_confirm(self, title: str, body: Text, command: str, vs: VirtualServerView, rs: RealServerView,
+                         *, yes: str) -> None:
+        """Confirm with the blast radius shown; when the change endangers the virtual server (no healthy server
+        left, below quorum or min_healthy) ask a second time, then send it with --force."""
+        radii = blast_radius([vs], {vs.key: {rs.key}})
+        shown = body.copy()
+        for radius in radii:
+            shown.append(f"\n{radius.text()}")
+        problems = [problem for radius in radii for problem in radius.problems]
+        if not problems:
+            self._confirm(title, shown, command, yes=yes)
+            return
+
+        def again(ok: bool | None) -> None:
+            if ok:
+                self.run_command(f"{command} --force")
+            else:
+                self.notify(f"cancelled: {command}", timeout=3)
+
+        def first(ok: bool | None) -> None:
+            if not ok:
+                self.notify(f"cancelled: {command}", timeout=3)
+                return
+            warning = Text("\n".join(f"⚠ {problem}" for problem in problems), style="bold red")
+            warning.append("\nThe engine refuses this without a second confirmation.", style="")
+            self.push_screen(ConfirmScreen(f"Really {yes.lower()} {rs.label}?", warning, yes=f"{yes} anyway",
+                                           no="Cancel"), again)
+
+        self.push_screen(ConfirmScreen(title, shown, yes=yes, no="Cancel"), first)
+
     @work(group="commands", exit_on_error=False)
     async def run_command(self, command: str, origin: Origin = "key") -> None:
         await self.execute(command, origin)
@@ -391,6 +433,10 @@ class LvsConsoleApp(App[str]):
     def _explain(self, event: VrrpTable.Explain) -> None:
         name = event.instance.name
         self.push_screen(ExplainScreen(name, lambda: self.link.run(f"show vrrp explain {name}")))
+
+    @on(VrrpTable.Radar)
+    def _radar(self, event: VrrpTable.Radar) -> None:
+        self.push_screen(RadarScreen(lambda: self.link.run("show vrrp radar")))
 
     def failover(self, inst: VrrpInstanceView) -> None:
         body = (f"{inst.name} is {inst.state} (priority {inst.priority}). It sends priority 0 and stays BACKUP "
@@ -537,7 +583,7 @@ def drain_text(vs: VirtualServerView, rs: RealServerView) -> Text:
 
 def disable_text(vs: VirtualServerView, rs: RealServerView) -> Text:
     text = Text()
-    text.append(f"{rs.label} leaves the IPVS table of {vs.label} (health checks continue). ")
+    text.append(f"{rs.label} goes into maint: it leaves the IPVS table of {vs.label} and its health checks pause. ")
     text.append(f"{rs.active_conns} active connection{'s' * (rs.active_conns != 1)}", style="bold")
     text.append(" lose their real server. Drain first (d) to let them finish.")
     return text

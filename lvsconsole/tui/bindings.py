@@ -51,6 +51,7 @@ VS: list[Binding] = [
     Binding("D", "disable", "Disable", id="vs.disable", show=False),
     Binding("E", "enable", "Enable", id="vs.enable", show=False),
     Binding("slash", "filter", "Filter", id="vs.filter"),
+    Binding("h", "checks", "Checks", id="vs.checks"),
     Binding("s", "sort", "Sort", id="vs.sort", show=False),
     Binding("S", "sort_reverse", "Reverse sort", id="vs.sort_reverse", show=False),
 ]
@@ -58,6 +59,11 @@ VS: list[Binding] = [
 VRRP: list[Binding] = [
     Binding("f", "failover", "Failover", id="vrrp.failover"),
     Binding("enter", "explain", "Explain election", id="vrrp.explain"),
+    Binding("r", "radar", "Wire radar", id="vrrp.radar"),
+]
+
+CHECKS: list[Binding] = [
+    Binding("n", "check_now", "Check now", id="checks.now"),
 ]
 
 LOG: list[Binding] = [
@@ -104,6 +110,7 @@ SECTIONS: dict[str, list[Binding]] = {
     "Global": APP,
     "Virtual servers (selected real server)": VS,
     "VRRP (selected instance)": VRRP,
+    "Health-check flight recorder": CHECKS,
     "Health log": LOG,
     "Moving around (tables and log)": NAV_TABLE,
     "Command prompt": PROMPT,

@@ -1,7 +1,7 @@
 """``EngineLink``: everything the console needs from an engine, so that the app does not care where it runs.
 
 - ``EmbeddedLink`` wraps an ``Engine`` of this process (``running_engine``): snapshots are the director's own
-  (cheap, synchronous), commands go to its executor, events come from its bus.
+  (taken in slices, so that the shared loop stays responsive), commands go to its executor, events come from its bus.
 - ``RemoteLink`` talks to an engine over its control socket (``lvsconsole attach``): a remote engine has no
   snapshot object, so ``poll`` asks ``show vrrp``, ``show vs`` and ``show stats`` (the JSON of the views'
   ``as_json``) and rebuilds the same view objects; events come from a subscription.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import gc
 import ipaddress
 import os
 import pwd
@@ -71,6 +72,15 @@ class EngineInfo:
     loop_lag_ms: float | None = None
     """The engine's event-loop lag now, and the limit beyond which a VRRP instance's timers are at risk."""
     loop_lag_limit_ms: float | None = None
+    confirm_deadline: float | None = None
+    """Wall-clock time a pending ``commit confirmed`` rolls back unless confirmed (None: nothing pending)."""
+
+
+def pending_deadline(stats: Mapping[str, Any]) -> float | None:
+    """The deadline of a pending ``commit confirmed`` from ``show stats`` (None when nothing is pending)."""
+    pending = stats.get("commit_pending")
+    deadline = pending.get("deadline") if isinstance(pending, Mapping) else None
+    return float(deadline) if isinstance(deadline, int | float) else None
 
 
 def stat_number(stats: Mapping[str, Any], key: str) -> float | None:
@@ -258,8 +268,17 @@ class EmbeddedLink(EngineLink):
         self.handed_to: Handoff | None = None
         """The background engine this one was handed to (set once it answered)."""
 
+    async def start(self) -> None:
+        await self.poll()
+        # What exists now (the running config, the IPVS table, the check policy: millions of objects at 10,000
+        # real servers) lives as long as the engine does. Kept out of the cyclic collector's full passes, which
+        # would otherwise stop the loop this console shares with the engine for half a second every minute.
+        gc.freeze()
+
     async def poll(self) -> DirectorSnapshot:
-        self._snapshot = self.engine.director.snapshot()
+        # In slices: the engine shares this loop with the console, and a big table's snapshot would hold up
+        # both the engine's timers and the keys for as long as it takes.
+        self._snapshot = await self.engine.director.snapshot_sliced()
         return self._snapshot
 
     def info(self) -> EngineInfo:
@@ -270,7 +289,8 @@ class EmbeddedLink(EngineLink):
         return EngineInfo(router_id=router_id, host=self.host, uptime=uptime if isinstance(uptime, float) else None,
                           config_file=store.path, candidate_dirty=store.dirty, revision=store.running.number,
                           mode=mode, loop_lag_ms=stat_number(self._snapshot.stats, "loop_lag_ms"),
-                          loop_lag_limit_ms=stat_number(self._snapshot.stats, "loop_lag_limit_ms"))
+                          loop_lag_limit_ms=stat_number(self._snapshot.stats, "loop_lag_limit_ms"),
+                          confirm_deadline=store.confirm.next_deadline())
 
     async def run(self, command: str) -> Result:
         return await self.engine.executor.run(command, self.who)
@@ -407,6 +427,7 @@ class RemoteLink(EngineLink):
             revision=st.revision, mode=f"attached to {self.socket_path}", connected=not st.error, error=st.error,
             loop_lag_ms=stat_number(st.stats, "loop_lag_ms"),
             loop_lag_limit_ms=stat_number(st.stats, "loop_lag_limit_ms"),
+            confirm_deadline=pending_deadline(st.stats),
         )
 
     async def run(self, command: str) -> Result:

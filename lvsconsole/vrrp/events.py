@@ -136,3 +136,39 @@ class SplitBrainEnded(VrrpEvent):
         if self.winner is not None:
             return f"{head}: {self.winner} won the election"
         return f"({self.instance}) split brain with {self.peer} ended: this node left MASTER"
+
+
+@dataclass(frozen=True, slots=True)
+class RadarAlarmRaised(VrrpEvent):
+    """The wire radar hears two or more routers advertising one VRID at once (``senders``: address, priority)."""
+
+    interface: str
+    family: int
+    vrid: int
+    instance: str | None
+    senders: tuple[tuple[IPAddress, int], ...]
+
+    @property
+    def message(self) -> str:
+        who = ", ".join(f"{address} (priority {priority})" for address, priority in self.senders)
+        ours = f" ({self.instance})" if self.instance else ""
+        return f"VRRP radar: dual master on VRID {self.vrid}{ours} on {self.interface}: {who}"
+
+
+@dataclass(frozen=True, slots=True)
+class RadarAlarmCleared(VrrpEvent):
+    """Only ``remaining`` (None: nobody) still advertises the VRID; the dual master lasted ``lasted`` seconds."""
+
+    interface: str
+    family: int
+    vrid: int
+    instance: str | None
+    remaining: IPAddress | None
+    lasted: float
+
+    @property
+    def message(self) -> str:
+        ours = f" ({self.instance})" if self.instance else ""
+        now = f"{self.remaining} is the only master" if self.remaining is not None else "nobody advertises"
+        return f"VRRP radar: dual master on VRID {self.vrid}{ours} on {self.interface} over after " \
+               f"{self.lasted:.1f} s: {now}"

@@ -26,16 +26,26 @@ from dataclasses import dataclass, field, replace
 from lvsconsole.config import model as m
 from lvsconsole.scripts.report import ScriptReporter
 from lvsconsole.vrrp.addresses import AddressManager, GratuitousSender, describe, vip_device
-from lvsconsole.vrrp.events import GroupStateChanged, TrackerChanged, VrrpEvent
+from lvsconsole.vrrp.events import (
+    GroupStateChanged,
+    RadarAlarmCleared,
+    RadarAlarmRaised,
+    TrackerChanged,
+    VrrpEvent,
+)
 from lvsconsole.vrrp.explain import Explanation, PeerStatus, explain, inputs_from
 from lvsconsole.vrrp.instance import InstanceRuntime
 from lvsconsole.vrrp.machine import Action, State, VrrpMachine
 from lvsconsole.vrrp.params import InstanceSpec, instance_spec, interface_source, sync_group_of
+from lvsconsole.vrrp.radar import AlarmRaised, Expected, Radar, RadarChange, RadarKey, RadarReport
 from lvsconsole.vrrp.syncgroup import SyncGroup
 from lvsconsole.vrrp.tracking import FileWatcher, InstanceTracking, LinkMonitor, ScriptRunner
-from lvsconsole.vrrp.transport import TransportPool
+from lvsconsole.vrrp.transport import Received, TransportPool
 
 log = logging.getLogger("lvsconsole.vrrp")
+
+RADAR_TICK = 0.5
+"""Seconds between the radar's checks for senders gone quiet (an alarm clears without a packet to say so)."""
 
 __all__ = ["InstanceSnapshot", "VrrpService", "run_vrrp"]
 
@@ -123,6 +133,8 @@ class VrrpService:
         self._files = FileWatcher((), self._on_file)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
+        self.radar = Radar()
+        self._radar_ticker: asyncio.Task[None] | None = None
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -130,7 +142,7 @@ class VrrpService:
         if self._started:
             raise RuntimeError("VrrpService already started")
         self._loop = asyncio.get_running_loop()
-        self._pool = TransportPool(self._loop)
+        self._pool = TransportPool(self._loop, observer=self.observe)
         self._started = True
         try:
             await self._links.start()
@@ -145,6 +157,8 @@ class VrrpService:
         for spec in specs:
             await self._create(spec)
         self._rebuild_groups()
+        self._configure_radar()
+        self._radar_ticker = asyncio.create_task(self._tick_radar(), name="vrrp radar")
         for spec in specs:
             if spec.name in self._runtimes:
                 self._runtimes[spec.name].start()
@@ -153,6 +167,11 @@ class VrrpService:
         """Stop every instance: a MASTER sends priority 0 and its addresses are removed."""
         if not self._started:
             return
+        if self._radar_ticker is not None:
+            self._radar_ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._radar_ticker
+            self._radar_ticker = None
         await self._scripts.stop()
         await self._files.stop()
         await self._links.stop()
@@ -210,6 +229,7 @@ class VrrpService:
         for spec in fresh:
             await self._create(spec)
         self._rebuild_groups()
+        self._configure_radar()
         for spec in fresh:
             if spec.name in self._runtimes:
                 self._runtimes[spec.name].start()
@@ -322,6 +342,46 @@ class VrrpService:
                 runtime.after = self._after
         for name, group_obj in self._groups.items():
             self._group_states.setdefault(name, group_obj.state)
+
+    # -- the wire radar ---------------------------------------------------------------------------
+
+    def _configure_radar(self) -> None:
+        self.radar.configure({
+            RadarKey(r.spec.interface, r.spec.family, r.spec.params.vrid): Expected(
+                r.name, r.spec.params.version, r.spec.params.interval_cs, r.spec.params.auth,
+                frozenset(r.spec.params.addresses))
+            for r in self._runtimes.values()})
+
+    def observe(self, interface: str, received: Received) -> None:
+        """A packet the raw socket of ``interface`` received (the transport calls it for every one): to the radar."""
+        changes = self.radar.observe_packet(interface, received.src, received.dst, received.data,
+                                            ip_header=received.src.version == 4, now=received.at)
+        self._radar_changes(changes)
+
+    async def _tick_radar(self) -> None:
+        assert self._loop is not None
+        while True:
+            await asyncio.sleep(RADAR_TICK)
+            self._radar_changes(self.radar.tick(self._loop.time()))
+
+    def _radar_changes(self, changes: list[RadarChange]) -> None:
+        for change in changes:
+            key = change.key
+            event: RadarAlarmRaised | RadarAlarmCleared
+            if isinstance(change, AlarmRaised):
+                event = RadarAlarmRaised(key.interface, key.family, key.vrid, change.instance, change.senders,
+                                         time=time.time())
+                log.warning("%s", event.message)
+            else:
+                event = RadarAlarmCleared(key.interface, key.family, key.vrid, change.instance, change.remaining,
+                                          change.lasted, time=time.time())
+                log.info("%s", event.message)
+            self._emit(event)
+
+    def radar_report(self) -> RadarReport:
+        """Every sender the radar heard recently, and the open dual-master alarms."""
+        now = self._loop.time() if self._loop is not None else time.monotonic()
+        return self.radar.report(now)
 
     # -- sync groups ------------------------------------------------------------------------------
 

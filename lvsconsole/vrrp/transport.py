@@ -76,6 +76,8 @@ class Received:
 
 
 Handler = Callable[[Received], None]
+Observer = Callable[[str, Received], None]
+"""Sees every packet a socket receives, with its interface, before (and whether or not) an instance gets it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +104,14 @@ def _ip_mreqn(group: IPv4Address, ifindex: int) -> bytes:
 class VrrpSocket:
     """The raw socket of one (interface, family). Use :class:`TransportPool` to get one."""
 
-    def __init__(self, interface: str, family: int, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, interface: str, family: int, loop: asyncio.AbstractEventLoop,
+                 observer: Observer | None = None) -> None:
         if family not in (4, 6):
             raise ValueError(f"family {family} is not 4 or 6")
         self.interface = interface
         self.family = family
         self._loop = loop
+        self.observer = observer
         self._handlers: dict[int, Handler] = {}
         self._groups: set[IPAddress] = set()
         self._encoded: dict[tuple[Advert, IPAddress, IPAddress, bool], bytes] = {}
@@ -289,6 +293,11 @@ class VrrpSocket:
         return Received(data, src, dst, hop_limit, at)
 
     def _dispatch(self, received: Received) -> None:
+        if self.observer is not None:
+            try:
+                self.observer(self.interface, received)
+            except Exception:  # the radar's bug must not cost an instance its adverts
+                log.exception("VRRP packet observer on %s failed", self.interface)
         vrid = peek_vrid(received.data, ip_header=self.family == 4)
         handler = self._handlers.get(vrid) if vrid is not None else None
         if handler is None or vrid is None:
@@ -314,8 +323,9 @@ def _try_setsockopt(sock: socket.socket, level: int, option: int, value: int) ->
 class TransportPool:
     """Shared :class:`VrrpSocket` objects keyed by (interface, family), reference-counted."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None, *, observer: Observer | None = None) -> None:
         self._loop = loop
+        self._observer = observer
         self._sockets: dict[tuple[str, int], VrrpSocket] = {}
         self._users: dict[tuple[str, int], int] = {}
 
@@ -324,7 +334,7 @@ class TransportPool:
         sock = self._sockets.get(key)
         if sock is None:
             loop = self._loop or asyncio.get_running_loop()
-            sock = VrrpSocket(interface, family, loop)
+            sock = VrrpSocket(interface, family, loop, self._observer)
             sock.open()
             self._sockets[key] = sock
             self._users[key] = 0

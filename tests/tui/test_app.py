@@ -122,7 +122,7 @@ def test_drain_after_confirmation_sets_weight_zero(accept: str) -> None:
         assert the_lab.weights()[the_lab.ports["a"]] == 3
         await pilot.press(accept)
         await until(pilot, lambda: the_lab.weights()[the_lab.ports["a"]] == 0, "weight 0 in the memory backend")
-        await until(pilot, lambda: "draining" in screen_text(app), "the row to say draining")
+        await until(pilot, lambda: "● drain" in screen_text(app), "the row to say drain")
         await until(pilot, lambda: any("AUDIT" in ln and "drain 127.0.0.1" in ln for ln in app.health_log.lines()),
                     "the audit entry")
         # watch ActiveConn fall: told once it reaches 0
@@ -175,7 +175,7 @@ def test_undrain_weight_disable_enable_from_the_keyboard() -> None:
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the confirmation")
         await pilot.press("y")
         await until(pilot, lambda: port not in the_lab.weights(), "dest removed")
-        await until(pilot, lambda: "disabled" in screen_text(app), "disabled shown")
+        await until(pilot, lambda: "maint" in screen_text(app), "maint shown")
         await pilot.press("E")
         await until(pilot, lambda: the_lab.weights().get(port) == 3, "dest back")
 

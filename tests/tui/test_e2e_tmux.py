@@ -125,7 +125,7 @@ def test_drain_in_the_real_binary(workdir: Path) -> None:
 
         def drained(s: str) -> bool:
             line = next((ln for ln in s.splitlines() if row in ln), "")
-            return "draining" in line and line.split()[4:6] == ["0", "3"]
+            return "drain" in line and line.split()[4:6] == ["0", "3"]
 
         screen = tmux.wait(drained, "weight 0 on screen")
         result = run_command(f"show rs {row}", sock, who="e2e")

@@ -259,6 +259,7 @@ def test_every_binding_names_an_action_of_its_owner() -> None:
     from textual.app import App
     from textual.binding import Binding
 
+    from lvsconsole.tui.screens.checks import ChecksScreen
     from lvsconsole.tui.screens.confirm import AskScreen
     from lvsconsole.tui.screens.diff import DiffScreen
     from lvsconsole.tui.screens.editor import EditorScreen
@@ -269,7 +270,7 @@ def test_every_binding_names_an_action_of_its_owner() -> None:
     from lvsconsole.tui.widgets.vs_table import FilterBar, VsTable
 
     owners: list[type] = [LvsConsoleApp, VsTable, VrrpTable, EventLog, FilterBar, PromptInput, ConfirmScreen,
-                          QuitScreen, AskScreen, EditorScreen, HelpScreen, OutputScreen, DiffScreen]
+                          QuitScreen, AskScreen, EditorScreen, HelpScreen, OutputScreen, DiffScreen, ChecksScreen]
     seen: set[str] = set()
     for owner in owners:
         for binding in owner.BINDINGS:  # type: ignore[attr-defined]

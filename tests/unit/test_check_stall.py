@@ -151,6 +151,7 @@ def test_a_starved_check_is_flagged_and_recovers() -> None:
             assert not stalled.running  # it never got a slot
             assert stalled.silent_for >= stalled.limit and stalled.limit == pytest.approx(1.2, abs=0.05)
             assert service.check_stalled(tcp_rs)
+            assert service.stalled_servers() == {tcp_rs}  # the director's snapshot asks this way
             snapshot = service.snapshot()
             servers = {rs.rs: rs for vs in snapshot.virtual_servers for rs in vs.real_servers}
             assert servers[tcp_rs.rs].check_stalled and servers[tcp_rs.rs].checkers[0].stalled
@@ -162,6 +163,7 @@ def test_a_starved_check_is_flagged_and_recovers() -> None:
             assert not resumed.stalled and resumed.key == stalled.key
             assert resumed.silent_for >= stalled.silent_for
             assert not service.check_stalled(tcp_rs)
+            assert service.stalled_servers() == set()
 
     run(scenario(), limit=30)
 

@@ -57,7 +57,7 @@ def test_an_operator_drain_is_sent_to_syslog(tmp_path: Path) -> None:
 
     async def main() -> bytes:
         async with running_engine(str(conf), dry_run=True, socket_path=None, syslog=str(log_path)) as engine:
-            result = await engine.executor.run(f"drain 127.0.0.1:{port}", who="uid=0(root) via test")
+            result = await engine.executor.run(f"drain 127.0.0.1:{port} --force", who="uid=0(root) via test")
             assert result.ok, result.message
             loop = asyncio.get_running_loop()
             return await asyncio.wait_for(loop.sock_recv(syslog, 65536), 10)
@@ -69,6 +69,6 @@ def test_an_operator_drain_is_sent_to_syslog(tmp_path: Path) -> None:
         listener.close()
     # <PRI>: LOG_AUTHPRIV (10) << 3 | LOG_NOTICE (5) = 85
     assert datagram.startswith("<85>lvsconsole[")
-    assert f"command='drain 127.0.0.1:{port}' result=ok" in datagram
+    assert f"command='drain 127.0.0.1:{port} --force' result=ok" in datagram
     assert "who='uid=0(root) via test'" in datagram
     assert "weight 0" in datagram

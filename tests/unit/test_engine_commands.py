@@ -13,6 +13,7 @@ from lvsconsole.engine.commands import (
     Command,
     Commit,
     Completion,
+    Confirm,
     DeleteInstance,
     DeleteRs,
     DeleteVip,
@@ -122,8 +123,14 @@ FORMS: list[tuple[str, Command]] = [
     ("validate", Validate()),
     ("diff", Diff()),
     ("commit", Commit()),
-    ("rollback", Rollback(n=1)),
-    ("rollback 3", Rollback(n=3)),
+    ("rollback", Rollback(version=1)),
+    ("rollback 3", Rollback(version=3)),
+    ("rollback 0a1b2c", Rollback(version="0a1b2c")),
+    ("diff 2 0a1b", Diff(old=2, new="0a1b")),
+    ("commit confirmed 60", Commit(confirmed=60.0)),
+    ("confirm", Confirm()),
+    ("show history 3", Show(topic="history", version=3)),
+    ("show blame", Show(topic="blame")),
     ("reload", Reload()),
     ("write", __import__("lvsconsole.engine.commands", fromlist=["Write"]).Write()),
     ("help", Help()),
@@ -142,7 +149,7 @@ def test_every_form_parses(text: str, expected: Command) -> None:
 def test_every_verb_is_covered() -> None:
     verbs = {text.split()[0] for text, _ in FORMS}
     assert verbs == {"show", "drain", "undrain", "weight", "disable", "enable", "set", "unset", "add", "delete",
-                     "vrrp", "validate", "diff", "commit", "rollback", "reload", "write", "help"}
+                     "vrrp", "validate", "diff", "commit", "confirm", "rollback", "reload", "write", "help"}
 
 
 def test_columns_are_recorded() -> None:
@@ -169,7 +176,7 @@ def test_mutating_flags() -> None:
     ("drain [10.0.0.1]:80", "[10.0.0.1]:80", 7, "brackets are for IPv6"),
     ("drain", "", 6, "incomplete command after 'drain': expected a real server"),
     ("drain 10.0.0.1:80 in", "", 21, "expected one of: fwmark, group, a virtual server (IP:port)"),
-    ("drain 10.0.0.1:80 on 10.0.0.2:80", "on", 19, "unexpected 'on': expected in"),
+    ("drain 10.0.0.1:80 on 10.0.0.2:80", "on", 19, "unexpected 'on': expected one of: in, --force"),
     ("weight 10.0.0.1:80 heavy", "heavy", 20, "expected a weight (N or N%)"),
     ("show vs 10.0.0.1:80/icmp", "10.0.0.1:80/icmp", 9, "unknown protocol 'icmp'"),
     ("set vs 1.2.3.4:80", "", 18, "expected a virtual_server keyword"),
@@ -211,8 +218,8 @@ def texts(items: list[Completion]) -> list[str]:
 
 def test_completes_verbs() -> None:
     assert texts(completions("")) == ["show", "drain", "undrain", "weight", "disable", "enable", "set", "unset",
-                                      "add", "delete", "vrrp", "validate", "diff", "commit", "rollback", "reload",
-                                      "write", "help", "script"]
+                                      "add", "delete", "vrrp", "validate", "diff", "commit", "confirm", "rollback",
+                                      "reload", "write", "help", "script", "check"]
     got = completions("d")
     assert texts(got) == ["drain", "disable", "delete", "diff"]
     assert all(c.start == 0 and c.kind == "keyword" for c in got)
@@ -220,7 +227,7 @@ def test_completes_verbs() -> None:
 
 def test_completes_keywords_after_a_verb() -> None:
     assert texts(completions("show ")) == ["vrrp", "vs", "rs", "log", "config", "diff", "stats", "history",
-                                           "overrides"]
+                                           "overrides", "blame", "checks"]
     assert texts(completions("show config ")) == ["running", "candidate"]
     assert texts(completions("vrrp ")) == ["priority", "failover"]
 
@@ -229,7 +236,7 @@ def test_completes_live_names() -> None:
     got = completions("drain 192", names=NAMES)
     assert texts(got) == ["192.168.2.187:80", "192.168.2.189:80"]
     assert {c.kind for c in got} == {"rs"} and got[0].start == 6
-    assert texts(completions("drain 192.168.2.187:80 ", names=NAMES)) == ["in"]
+    assert texts(completions("drain 192.168.2.187:80 ", names=NAMES)) == ["in", "--force"]
     assert texts(completions("drain 192.168.2.187:80 in ", names=NAMES)) == [
         "fwmark", "group", "192.168.2.188:80", "192.168.2.188:443"]
     assert texts(completions("vrrp failover ", names=NAMES)) == ["VI_1", "VI_2"]

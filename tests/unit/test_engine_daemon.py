@@ -63,7 +63,7 @@ def test_run_ctl_sighup_and_sigterm(tmp_path: Path) -> None:
             return bool(data) and data[0]["real_servers"][0]["health"] == "up"
 
         wait_for(healthy)
-        drained = lvsconsole("ctl", "--socket", str(sock), "drain", f"127.0.0.1:{port}")
+        drained = lvsconsole("ctl", "--socket", str(sock), "drain", f"127.0.0.1:{port}", "--force")
         assert drained.returncode == 0, drained.stderr
         assert "weight 3 -> weight 0" in drained.stdout
         bad = lvsconsole("ctl", "--socket", str(sock), "drian", f"127.0.0.1:{port}")

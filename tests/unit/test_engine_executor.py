@@ -91,7 +91,7 @@ def test_show_errors_name_the_word(rig: Rig) -> None:
 
 
 def test_drain_everywhere_and_audit(rig: Rig) -> None:
-    result = rig.do("drain 192.168.2.187")
+    result = rig.do("drain 192.168.2.187 --force")  # the last healthy server of 192.168.2.188:443: confirmed
     assert result.ok
     targets, change = rig.core.calls[-1][1]
     assert change == OverrideChange("drain")
@@ -100,7 +100,7 @@ def test_drain_everywhere_and_audit(rig: Rig) -> None:
         in result.message
     assert [t["vs"] for t in result.data["targets"]] == ["192.168.2.188:80", "192.168.2.188:443"]
     (audit,) = rig.audited()
-    assert (audit.who, audit.command, audit.ok) == (WHO, "drain 192.168.2.187", True)
+    assert (audit.who, audit.command, audit.ok) == (WHO, "drain 192.168.2.187 --force", True)
     assert len(audit.changes) == 2
     assert rig.do("show vs 192.168.2.188:80").data[0]["real_servers"][0]["health"] == "draining"
     assert rig.do("show overrides").data[0]["drain"] is True

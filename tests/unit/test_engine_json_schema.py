@@ -90,7 +90,7 @@ def test_every_show_command_matches_its_schema(tmp_path: Path) -> None:
             # give every topic something to show: a committed change (history), an uncommitted one (diff,
             # candidate), and a runtime override
             for setup in (f"set rs 127.0.0.1:{live} weight 5", "commit", f"set rs 127.0.0.1:{dead} weight 4",
-                          f"drain 127.0.0.1:{live}"):
+                          f"drain 127.0.0.1:{live} --force"):
                 assert (await run(setup, who="test")).ok, setup
             commands = [
                 "show vrrp", "show vrrp VI_J", "show vs", f"show vs 127.0.0.1:{vport}", "show rs",

@@ -150,7 +150,7 @@ def test_completer_offers_keywords_from_the_grammar() -> None:
     first = completions_of(shell, "")
     assert {"show", "drain", "commit", "vrrp", "exit", "quit"} <= set(first)
     assert "lab" not in first  # only inside the demo
-    assert {"vrrp", "vs", "rs", "log", "config", "diff", "stats", "history", "overrides"} == set(
+    assert {"vrrp", "vs", "rs", "log", "config", "diff", "stats", "history", "overrides", "blame", "checks"} == set(
         completions_of(shell, "show "))
     assert completions_of(shell, "show config ") == ["running", "candidate"]
 
@@ -236,7 +236,7 @@ def test_validator_checks_lab_commands_inside_the_demo() -> None:
 
 
 def test_c_runs_every_command_and_exits_0(conf: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert shell_main(*embedded(conf, "-c", "show vs; show vrrp; drain 127.0.0.1; show overrides")) == 0
+    assert shell_main(*embedded(conf, "-c", "show vs; show vrrp; drain 127.0.0.1 --force; show overrides")) == 0
     out = capsys.readouterr().out
     assert "VIRTUAL SERVER / REAL SERVER" in out and "10.0.0.1:80 wrr" in out
     assert "no vrrp_instance" in out
@@ -354,7 +354,8 @@ def test_attach_runs_commands_over_the_socket(conf: Path, short_dir: Path, liste
     async def scenario() -> None:
         async with served_engine(conf, sock):
             sink = RecordingSink()
-            args = parse_args(["--attach", "--socket", str(sock), "--json", "-c", "drain 127.0.0.1; show overrides"])
+            args = parse_args(["--attach", "--socket", str(sock), "--json", "-c",
+                               "drain 127.0.0.1 --force; show overrides"])
             assert await amain(args, sink=sink) == 0
             docs = [json.loads(line) for line in sink.text.splitlines()]
             assert docs[0]["ok"] and docs[0]["data"]["action"] == "drain"

@@ -1,8 +1,10 @@
 """The header: router_id, host, engine uptime, config file and revision, whether the candidate differs, mode,
-and the engine's timer health (its event-loop lag, in the warning colour once it puts a VRRP instance at risk)."""
+the engine's timer health (its event-loop lag, in the warning colour once it puts a VRRP instance at risk) and
+the countdown of a pending ``commit confirmed`` (warning colour)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.text import Text
@@ -13,7 +15,7 @@ from lvsconsole.tui.link import EngineInfo
 from lvsconsole.tui.themes import DEFAULT_PALETTE, Palette
 
 
-def header_text(info: EngineInfo, palette: Palette, *, paused: bool = False) -> Text:
+def header_text(info: EngineInfo, palette: Palette, *, paused: bool = False, now: float | None = None) -> Text:
     p = palette
     sep = (" │ ", p.style("foreground-muted"))
     parts: list[Any] = [
@@ -29,6 +31,9 @@ def header_text(info: EngineInfo, palette: Palette, *, paused: bool = False) -> 
         parts.append(("● candidate differs", p.style("warning", bold=True)))
     else:
         parts.append(("candidate = running", p.style("foreground-muted")))
+    if info.confirm_deadline is not None:
+        left = max(0.0, info.confirm_deadline - (time.time() if now is None else now))
+        parts += [sep, (f" UNCONFIRMED: rollback in {left:.0f}s ('confirm' keeps it) ", p.badge("warning"))]
     parts += [sep, (info.mode, p.style("foreground-muted"))]
     if info.loop_lag_ms is not None:
         parts += [sep, lag_text(info, palette)]

@@ -63,6 +63,9 @@ class VrrpTable(DataTable[Any]):
             super().__init__()
             self.instance = instance
 
+    class Radar(Message):
+        """Open the VRRP wire radar (every sender of every VRID heard, not only the selected instance's)."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(cursor_type="row", **kwargs)
         self.palette = DEFAULT_PALETTE
@@ -203,6 +206,9 @@ class VrrpTable(DataTable[Any]):
             self.notify("select a VRRP instance first", severity="warning")
             return
         self.post_message(self.Explain(inst))
+
+    def action_radar(self) -> None:
+        self.post_message(self.Radar())
 
 
 class VrrpPanel(Vertical):

@@ -394,8 +394,9 @@ class VsTable(DataTable[Any]):
 
     def _rs_signature(self, ref: RowRef, rs: RealServerView) -> tuple[Any, ...]:
         last = self._is_last(ref)
-        return ((rs.label, last), rs.forward, (rs.weight, rs.weight_override), rs.config_weight, rs.health,
-                (rs.active_conns, rs.drained), rs.inactive_conns, rs.cps, rs.bps, self._spark(ref.key))
+        return ((rs.label, last), rs.forward, (rs.weight, rs.weight_override), rs.config_weight,
+                (rs.health, rs.floor_kept), (rs.active_conns, rs.drained), rs.inactive_conns, rs.cps, rs.bps,
+                self._spark(ref.key))
 
     def _is_last(self, ref: RowRef) -> bool:
         vs = self._vs.get(ref.vs)
@@ -433,8 +434,10 @@ class VsTable(DataTable[Any]):
         weight_text = "-" if rs.weight is None else str(rs.weight)
         weight_style = "foreground" if rs.weight == rs.config_weight else "warning"
         weight = Text(weight_text, style=p.style(weight_style, bold=rs.weight != rs.config_weight), justify="right")
-        health = Text(f"● {rs.health}", style=p.style(HEALTH_STYLES.get(rs.health, "foreground"),
-                                                      bold=rs.health != "up"))
+        # the operator's state (drain, maint) says more than its health; "kept": min_healthy holds it in the table
+        shown = rs.admin_state if rs.admin_state != "ready" else "kept" if rs.floor_kept else rs.health
+        health = Text(f"● {shown}", style=p.style(HEALTH_STYLES.get(rs.health, "foreground"),
+                                                  bold=rs.health != "up"))
         active = _num(rs.active_conns)
         if rs.drained and rs.active_conns:
             active = Text.assemble(("↘ ", p.style("warning")), f"{rs.active_conns:,}", justify="right")
@@ -480,6 +483,9 @@ class VsTable(DataTable[Any]):
 
     def action_enable(self) -> None:
         self._request("enable")
+
+    def action_checks(self) -> None:
+        self._request("checks")
 
     def action_filter(self) -> None:
         self.post_message(self.FilterRequested())
