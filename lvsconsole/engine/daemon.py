@@ -61,8 +61,11 @@ def open_backend(dry_run: bool) -> Backend:
 async def running_engine(path: str, *, dry_run: bool = False, socket_path: str | None = DEFAULT_SOCKET,
                          config_id: str | None = None, metrics: ListenAddress | None = None,
                          syslog: str | None = DEFAULT_SYSLOG,
-                         history_dir: str | None = None) -> AsyncIterator[Engine]:
+                         history_dir: str | None = None, backend: Backend | None = None) -> AsyncIterator[Engine]:
     """Start the engine for ``path``; stop it (cleanly) when the block exits.
+
+    ``backend`` overrides the IPVS backend that ``dry_run`` would choose (the demo runs real VRRP over a
+    memory table where the kernel has no ip_vs).
 
     ``history_dir`` keeps every applied config there (engine/history.py); None keeps the history in memory.
     Raises ConfigReadError / ConfigRefused for a config that cannot run, OSError for a missing IPVS, a
@@ -73,7 +76,8 @@ async def running_engine(path: str, *, dry_run: bool = False, socket_path: str |
     bus = EventBus()
     if archive.warning:
         bus.publish(EngineWarning(message=archive.warning, code="history"))
-    backend = open_backend(dry_run)
+    if backend is None:
+        backend = open_backend(dry_run)
     director = Director(store.running.config, backend=backend, bus=bus, dry_run=dry_run)
     executor = CommandExecutor(director, store, bus)
     server = None
@@ -111,9 +115,13 @@ async def running_engine(path: str, *, dry_run: bool = False, socket_path: str |
 
 
 async def print_events(subscription: Subscription, out: TextIO) -> None:
+    """Events in keepalived's wording, one line each; a vanished terminal stops the printing, not the engine."""
     async for event in subscription:
         if _printed(event):
-            print(format_event(event), file=out, flush=True)
+            try:
+                print(format_event(event), file=out, flush=True)
+            except OSError:
+                return
 
 
 def _printed(event: Event) -> bool:
@@ -127,48 +135,78 @@ def format_event(event: Event) -> str:
     return f"{stamp}: {event.text()}"
 
 
-async def serve(path: str, *, dry_run: bool, socket_path: str | None, config_id: str | None,
-                out: TextIO = sys.stderr, metrics: ListenAddress | None = None,
-                history_dir: str | None = None) -> int:
+async def run_headless(engine: Engine, subscription: Subscription, out: TextIO) -> None:
+    """Log the engine's events (from ``subscription``) on ``out``, reload on SIGHUP, return on SIGTERM/SIGINT.
+
+    What `lvsconsole run --headless` does with its engine, and what a console does with its embedded engine
+    when the console goes away. The reload's outcome reaches ``out`` as its audit event. Events the engine's
+    shutdown logs stay in ``subscription`` for ``print_remaining``.
+    """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    pending: set[asyncio.Task[None]] = set()
+    pending: set[asyncio.Task[object]] = set()
+
+    def reload() -> None:
+        task = loop.create_task(engine.executor.run("reload", who="SIGHUP"))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    printer = asyncio.create_task(print_events(subscription, out))
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     try:
-        async with running_engine(path, dry_run=dry_run, socket_path=socket_path, config_id=config_id,
-                                  metrics=metrics, history_dir=history_dir) as engine:
-            subscription = engine.bus.subscribe(replay=1000)
-            printer = asyncio.create_task(print_events(subscription, out))
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        printer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await printer
 
-            def reload() -> None:
-                async def go() -> None:
-                    await engine.executor.run("reload", who="SIGHUP")  # its outcome is audited on the bus
 
-                task = loop.create_task(go())
-                pending.add(task)
-                task.add_done_callback(pending.discard)
-
-            loop.add_signal_handler(signal.SIGHUP, reload)
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stop.set)
-            await stop.wait()
-            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
-            printer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await printer
-        # what the shutdown itself logged (priority-0 adverts, VIPs removed, IPVS cleared)
+def print_remaining(subscription: Subscription, out: TextIO) -> None:
+    """What the engine logged after the printer stopped: its shutdown (priority-0 adverts, VIPs removed …)."""
+    with contextlib.suppress(OSError):
         for event in subscription.drain():
             if _printed(event):
                 print(format_event(event), file=out, flush=True)
-    except ConfigReadError as exc:
+
+
+def start_failure(exc: Exception, path: str, out: TextIO) -> int | None:
+    """The message and exit status for an engine that could not start; None for an unexpected exception."""
+    if isinstance(exc, ConfigReadError):
         print(f"{path}: cannot read: {exc.strerror or exc}", file=out)
         return 2
-    except ConfigRefused as exc:
+    if isinstance(exc, ConfigRefused):
         for diag in exc.diagnostics:
             print(diag, file=out)
         print(f"{path}: {exc.reason}; not started", file=out)
         return 1
-    except (ControlSocketError, OSError) as exc:
+    if isinstance(exc, (ControlSocketError, OSError)):
         print(f"lvsconsole: {exc}", file=out)
         return 1
+    return None
+
+
+async def serve(path: str, *, dry_run: bool, socket_path: str | None, config_id: str | None,
+                out: TextIO = sys.stderr, metrics: ListenAddress | None = None,
+                history_dir: str | None = None, backend: Backend | None = None,
+                warning: EngineWarning | None = None) -> int:
+    """`lvsconsole run --headless`: the engine until SIGTERM; exit status 0, or 1/2 when it cannot start.
+
+    ``warning`` is published at start so that every face shows it (the demo's simulated IPVS table)."""
+    try:
+        async with running_engine(path, dry_run=dry_run, socket_path=socket_path, config_id=config_id,
+                                  metrics=metrics, history_dir=history_dir, backend=backend) as engine:
+            subscription = engine.bus.subscribe(replay=1000)
+            if warning is not None:
+                engine.bus.publish(warning)
+            await run_headless(engine, subscription, out)
+        print_remaining(subscription, out)
+    except Exception as exc:
+        status = start_failure(exc, path, out)
+        if status is None:
+            raise
+        return status
     return 0

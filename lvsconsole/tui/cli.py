@@ -137,10 +137,7 @@ async def attached(socket_path: str, *, keymap: dict[str, str], keymap_name: str
 async def embedded(path: str, *, dry_run: bool, socket_path: str | None, config_id: str | None,
                    keymap: dict[str, str], keymap_name: str, out: TextIO = sys.stderr,
                    metrics: ListenAddress | None = None) -> int:
-    from lvsconsole.config.lexer import ConfigReadError
-    from lvsconsole.engine.control import ControlSocketError
-    from lvsconsole.engine.daemon import running_engine
-    from lvsconsole.engine.store import ConfigRefused
+    from lvsconsole.engine.daemon import run_headless, running_engine, start_failure
     from lvsconsole.tui.app import LvsConsoleApp
     from lvsconsole.tui.link import EmbeddedLink
 
@@ -175,63 +172,14 @@ async def embedded(path: str, *, dry_run: bool, socket_path: str | None, config_
                 print(f"lvsconsole: the console {why}; the director keeps running headless (pid {os.getpid()}). "
                       f"Attach with: lvsconsole attach --socket {socket_path}; stop with SIGTERM.", file=out,
                       flush=True)
-            await keep_running(engine, out)
-    except ConfigReadError as exc:
-        print(f"{path}: cannot read: {exc.strerror or exc}", file=out)
-        return 2
-    except ConfigRefused as exc:
-        for diag in exc.diagnostics:
-            print(diag, file=out)
-        print(f"{path}: {exc.reason}; not started", file=out)
-        return 1
-    except (ControlSocketError, OSError) as exc:
-        print(f"lvsconsole: {exc}", file=out)
-        return 1
+            # only new events: the console has shown the history already
+            await run_headless(engine, engine.bus.subscribe(), out)
+    except Exception as exc:
+        status = start_failure(exc, path, out)
+        if status is None:
+            raise
+        return status
     return 0
-
-
-async def keep_running(engine: object, out: TextIO) -> None:
-    """What ``lvsconsole run --headless`` does, for an engine whose console went away: log events, reload
-    on SIGHUP, stop on SIGTERM/SIGINT."""
-    from lvsconsole.engine.daemon import Engine, format_event
-
-    assert isinstance(engine, Engine)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    pending: set[asyncio.Task[None]] = set()
-
-    def reload() -> None:
-        async def go() -> None:
-            result = await engine.executor.run("reload", who="SIGHUP")
-            with contextlib.suppress(OSError):
-                print(f"reload: {result.message}", file=out, flush=True)
-
-        task = loop.create_task(go())
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-
-    loop.add_signal_handler(signal.SIGHUP, reload)
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-
-    async def printer() -> None:
-        writable = True
-        async for event in engine.bus.subscribe():
-            if writable:
-                try:
-                    print(format_event(event), file=out, flush=True)
-                except OSError:
-                    writable = False
-
-    task = asyncio.create_task(printer())
-    try:
-        await stop.wait()
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -289,23 +289,29 @@ def test_a_console_that_fails_leaves_the_director_running(monkeypatch: pytest.Mo
 
     calls: list[bool] = []
 
-    async def keep_running(engine: object, out: object) -> None:
-        from lvsconsole.engine.daemon import Engine
-
-        assert isinstance(engine, Engine)
-        calls.append(engine.director.ipvs is not None and bool(engine.director._tasks))
-
     async def main() -> int:
         async with lab() as the_lab:
             socket_path = the_lab.socket_path + "2"
-            return await cli.embedded(str(the_lab.conf), dry_run=True, socket_path=socket_path, config_id=None,
-                                      keymap=dict(bindings.DEFAULT_KEYS), keymap_name="default", out=out)
+
+            async def stop_once_headless() -> None:
+                # the real headless loop runs: the engine must still be working, then SIGTERM ends it
+                await wait_until(lambda: "keeps running headless" in out.getvalue(), what="the headless notice")
+                from lvsconsole.engine.control import run_command
+
+                result = await asyncio.to_thread(run_command, "show vs", socket_path)
+                calls.append(result.ok and bool(result.data))
+                os.kill(os.getpid(), signal.SIGTERM)
+
+            stopper = asyncio.create_task(stop_once_headless())
+            status = await cli.embedded(str(the_lab.conf), dry_run=True, socket_path=socket_path, config_id=None,
+                                        keymap=dict(bindings.DEFAULT_KEYS), keymap_name="default", out=out)
+            await stopper
+            return status
 
     import io
 
     out = io.StringIO()
     monkeypatch.setattr(LvsConsoleApp, "run_async", crash)
-    monkeypatch.setattr(cli, "keep_running", keep_running)
     assert asyncio.run(main()) == 0
     assert calls == [True], "the engine was still running when the console failed"
     assert "the console failed: RuntimeError: console bug" in out.getvalue()
