@@ -40,7 +40,9 @@ def drive(port: str, attached: bool, expect: tuple[str, ...], check_ok: bool) ->
                 screen = await open_checks(the_lab, app, pilot, port)
                 assert screen.result is not None and screen.result.ok, screen.result
                 assert f"127.0.0.1:{the_lab.ports[port]}" in screen.title_text
-                await wait_until(lambda: "flap score" in screen_text(app), what="the recorder's summary")
+                # the probe rows arrive with a refresh after the summary: wait for every expected word
+                await wait_until(lambda: "flap score" in screen_text(app)
+                                 and all(word in screen_text(app) for word in expect), what="the recorder's rows")
                 text = screen_text(app)
                 assert "TCP_CHECK #0" in text and "latency p50" in text
                 for word in expect:
