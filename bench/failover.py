@@ -51,6 +51,8 @@ from lvsconsole.lab.vrrp import (  # noqa: E402
 VIP = IPv4Address("10.9.0.100")
 MASTER_PRIO, BACKUP_PRIO = 150, 70
 TARGET_SLACK = 0.020
+STARTUP_SLACK = 30.0
+"""Seconds a daemon may take to start and settle before a run (the run is timed from the failure only)."""
 
 
 @dataclass(frozen=True)
@@ -163,9 +165,10 @@ def one_run(pair: DirectorPair, kind: str, scenario: Scenario, run: int) -> Take
     master = make_daemon(kind, pair.a, scenario, MASTER_PRIO, workdir, "a").start()
     backup: Daemon | None = None
     try:
-        wait_for(lambda: vip_on(pair.a), 3 * scenario.advert_int + 5, what="VIP on the master")
+        # generous: a Python start-up on a loaded machine can take seconds; nothing is timed until the failure
+        wait_for(lambda: vip_on(pair.a), 3 * scenario.advert_int + STARTUP_SLACK, what="VIP on the master")
         backup = make_daemon(kind, pair.b, scenario, BACKUP_PRIO, workdir, "b").start()
-        backup.wait_log("Entering BACKUP STATE", 10)
+        backup.wait_log("Entering BACKUP STATE", STARTUP_SLACK)
         time.sleep(max(3 * scenario.advert_int, 0.5) + 0.3)
         if scenario.failure == "sigkill":
             master.crash()

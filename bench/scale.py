@@ -226,9 +226,11 @@ async def run_engine(path: Path, changed_text: str, n_vs: int, n_rs: int, settle
         path.write_text(changed_text)
         phases = engine.bus.subscribe(kinds=(ReloadStarted, ReloadApplied))
         ops_before = backend.ops_applied
-        reload_start = time.perf_counter()
+        reload_start, reload_cpu = time.perf_counter(), time.process_time()
         result = await engine.executor.run("reload", who="bench")
         figures["reload_s"] = time.perf_counter() - reload_start
+        # CPU of this process meanwhile: the reload, and the checks that ran on the loop while it awaited
+        figures["reload_cpu_s"] = time.process_time() - reload_cpu
         applied = result.data.get("applied", []) if isinstance(result.data, dict) else []
         figures["reload_ok"] = float(result.ok)
         figures["reload_ops"] = len(applied)
@@ -290,8 +292,8 @@ def main() -> int:
           f"(target <= {TARGET_RSS_MB} MB): {verdict(rss <= TARGET_RSS_MB)}")
     reload_s = figures["reload_s"]
     ok = bool(figures["reload_ok"])
-    print(f"one-change reload: {reload_s:.2f} s (target <= {TARGET_RELOAD_S:g} s): "
-          f"{verdict(ok and reload_s <= TARGET_RELOAD_S)}")
+    print(f"one-change reload: {reload_s:.2f} s, {figures['reload_cpu_s']:.2f} CPU seconds "
+          f"(target <= {TARGET_RELOAD_S:g} s): {verdict(ok and reload_s <= TARGET_RELOAD_S)}")
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(f"    of which read+parse+validate+diff {reload_s - figures['apply_s']:.2f} s, "
           f"apply (checks, VRRP, IPVS) {figures['apply_s']:.2f} s; CPU seconds of this process so far: "

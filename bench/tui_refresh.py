@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import os
 import random
 import statistics
@@ -98,7 +99,7 @@ def changing_stats(backend: MemoryBackend, rng: random.Random) -> Stats:
     return Stats(services=services, dests=dests)
 
 
-async def run(n_vs: int, n_rs: int, seconds: float, keys: int) -> dict[str, float]:
+async def run(n_vs: int, n_rs: int, seconds: float, keys: int, profile: str | None = None) -> dict[str, float]:
     directory = tempfile.mkdtemp(prefix="lvsbench-")
     conf = Path(directory) / "keepalived.conf"
     conf.write_text(generate(n_vs, n_rs))
@@ -107,21 +108,16 @@ async def run(n_vs: int, n_rs: int, seconds: float, keys: int) -> dict[str, floa
         backend = engine.director.backend
         assert isinstance(backend, MemoryBackend)
         harness_cpu = 0.0
-        # Built beforehand, so that the harness does not block the loop it measures: each second the next one.
-        # MemoryBackend.set_stats checks every entry against the table (tens of milliseconds at this size, in
-        # which keys would wait on the harness): it is done here once per sample, and the feed swaps in what
-        # it stored.
-        samples = []
-        for _ in range(8):
-            backend.set_stats(changing_stats(backend, rng))
-            samples.append((backend._svc_stats, backend._dest_stats))
+        # Built beforehand, so that the harness does not block the loop it measures for long: each second the
+        # backend gets the next one (every counter of every entry changes), as the kernel's would change.
+        samples = [changing_stats(backend, rng) for _ in range(8)]
 
         async def feed() -> None:
             nonlocal harness_cpu
             n = 0
             while True:
                 t = time.process_time()
-                backend._svc_stats, backend._dest_stats = samples[n % len(samples)]
+                backend.set_stats(samples[n % len(samples)])
                 n += 1
                 harness_cpu += time.process_time() - t
                 await asyncio.sleep(1.0)
@@ -157,7 +153,8 @@ async def run(n_vs: int, n_rs: int, seconds: float, keys: int) -> dict[str, floa
                 stats_cpu += time.process_time() - t
 
         backend.read_stats = timed_read_stats  # type: ignore[method-assign]
-        app = LvsConsoleApp(EmbeddedLink(engine, dry_run=True), tick=1.0, replay=200)
+        # settle_heap: as the entry points run the console (tui/heap.py)
+        app = LvsConsoleApp(EmbeddedLink(engine, dry_run=True), tick=1.0, replay=200, settle_heap=True)
         latencies: list[float] = []
         sort_latencies: list[float] = []
         async with app.run_test(size=(160, 48)) as pilot:
@@ -172,6 +169,9 @@ async def run(n_vs: int, n_rs: int, seconds: float, keys: int) -> dict[str, floa
             cpu0, wall0, harness0, snap0, stats0 = (time.process_time(), time.monotonic(), harness_cpu, snapshot_cpu,
                                                     stats_cpu)
             updates0, ticks0 = table.cell_updates, app.ticks
+            profiler = cProfile.Profile(time.process_time) if profile else None
+            if profiler is not None:
+                profiler.enable()
             gap = seconds / (keys + 1)
             for i in range(keys):
                 await asyncio.sleep(gap * rng.uniform(0.5, 1.5))
@@ -185,6 +185,9 @@ async def run(n_vs: int, n_rs: int, seconds: float, keys: int) -> dict[str, floa
                     latencies.append(await key_to_screen(app, key, partial(_differs, lambda: table.cursor_row, row)))
             await asyncio.sleep(max(0.0, seconds - (time.monotonic() - wall0)))
             cpu = time.process_time() - cpu0 - (harness_cpu - harness0)
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(str(profile))
             wall = time.monotonic() - wall0
             result = {
                 "cpu_percent": 100 * cpu / wall,
@@ -213,8 +216,10 @@ def main() -> int:
     parser.add_argument("--rs", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--keys", type=int, default=60)
+    parser.add_argument("--profile", metavar="FILE",
+                        help="cProfile the measured window into FILE (the figures then include the profiler's cost)")
     args = parser.parse_args()
-    r = asyncio.run(run(args.vs, args.rs, args.seconds, args.keys))
+    r = asyncio.run(run(args.vs, args.rs, args.seconds, args.keys, args.profile))
     print(f"{args.vs} VS x {args.rs} RS ({int(r['rows'])} rows), stats changing every second, {args.seconds:g} s, "
           f"pid {os.getpid()}")
     ui = r["cpu_percent"] - r["snapshot_cpu_percent"] - r["stats_cpu_percent"]

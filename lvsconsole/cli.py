@@ -59,19 +59,17 @@ def _run(args: argparse.Namespace) -> int:
     import asyncio
 
     from lvsconsole.engine.daemon import serve
-    from lvsconsole.paths import DEFAULT_HISTORY_DIR
+    from lvsconsole.paths import history_dir_for
 
     if not args.headless:
         from lvsconsole.tui.cli import run_embedded
 
         return run_embedded(argparse.Namespace(tui_file=args.file, tui_dry_run=args.dry_run, tui_socket=args.socket,
                                                tui_keymap=None, tui_config_id=args.config_id,
-                                               tui_metrics=args.metrics))
-    # a dry run keeps its history in memory unless told where: it must not interleave with the real engine's
-    history_dir = args.history_dir if args.history_dir is not None else (None if args.dry_run
-                                                                         else DEFAULT_HISTORY_DIR)
+                                               tui_metrics=args.metrics, tui_history_dir=args.history_dir))
     return asyncio.run(serve(args.file, dry_run=args.dry_run, socket_path=args.socket or None,
-                             config_id=args.config_id, metrics=args.metrics, history_dir=history_dir or None))
+                             config_id=args.config_id, metrics=args.metrics,
+                             history_dir=history_dir_for(args.history_dir, args.dry_run)))
 
 
 def _ctl(args: argparse.Namespace) -> int:
@@ -103,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_validate.set_defaults(func=_validate)
 
     from lvsconsole.engine.listen import add_metrics_argument
-    from lvsconsole.paths import DEFAULT_HISTORY_DIR, DEFAULT_SOCKET
+    from lvsconsole.paths import DEFAULT_SOCKET, add_history_dir_argument
 
     p_run = sub.add_parser("run", help="run the director engine (VRRP, checks, IPVS)")
     p_run.add_argument("-f", "--file", default=DEFAULT_CONFIG, help=f"config file (default {DEFAULT_CONFIG})")
@@ -112,9 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--socket", default=DEFAULT_SOCKET,
                        help=f"control socket (default {DEFAULT_SOCKET}; '' for none)")
     p_run.add_argument("-i", "--config-id", help="config id for @ID lines")
-    p_run.add_argument("--history-dir", default=None,
-                       help=f"where every applied config is kept (default {DEFAULT_HISTORY_DIR}, in memory with "
-                            "--dry-run; '' for in memory)")
+    add_history_dir_argument(p_run)
     add_metrics_argument(p_run)
     p_run.set_defaults(func=_run)
 

@@ -2,10 +2,10 @@
 
 Runs the real app (``App.run_test``) on a dry-run engine (memory IPVS) whose real servers are real TCP
 listeners on 127.0.0.1, with traffic figures fed to the memory backend so that counters and sparklines move,
-and saves SVGs of: the main screen, the drain confirmation, the diff view before a commit, the config editor
-with a diagnostic, the help screen, and the health-check flight recorder of a real server whose listener is
-stopped and started again (so that it flaps). PNGs are made from them with ``rsvg-convert`` (Debian: librsvg2-bin)
-when it is installed.
+and saves SVGs of: the main screen, the drain confirmation, the drain view, the diff view before a commit, the
+config editor with a diagnostic, the help screen, and the health-check flight recorder of a real server whose
+listener is stopped and started again (so that it flaps). PNGs are made from them with ``rsvg-convert``
+(Debian: librsvg2-bin) when it is installed.
 
 VRRP needs root and raw sockets, so the VRRP panel here shows two instances from a stand-in link (this
 script only; the package never fakes an engine).
@@ -42,6 +42,7 @@ from lvsconsole.tui.link import EmbeddedLink  # noqa: E402
 from lvsconsole.tui.screens.checks import ChecksScreen  # noqa: E402
 from lvsconsole.tui.screens.confirm import ConfirmScreen  # noqa: E402
 from lvsconsole.tui.screens.diff import DiffScreen  # noqa: E402
+from lvsconsole.tui.screens.drain import DrainScreen  # noqa: E402
 from lvsconsole.tui.screens.editor import EditorScreen  # noqa: E402
 from lvsconsole.tui.screens.help import HelpScreen  # noqa: E402
 from lvsconsole.tui.screens.radar import RadarScreen  # noqa: E402
@@ -102,8 +103,9 @@ class ScreenshotLink(EmbeddedLink):
 
 
 async def traffic(backend: MemoryBackend, services: dict[int, list[int]], stop: asyncio.Event) -> None:
-    """Connection gauges and rates that wander, per dest."""
+    """Connection gauges and rates that wander, per dest; a drained dest's connections end one by one."""
     t = 0.0
+    drained_at: dict[tuple[int, int], float] = {}
     while not stop.is_set():
         t += 1
         for vs_port, rs_ports in services.items():
@@ -119,6 +121,11 @@ async def traffic(backend: MemoryBackend, services: dict[int, list[int]], stop: 
                 counters = DestCounters(
                     activeconns=int(40 * level) + 3, inactconns=int(90 * level), persistconns=int(5 * level),
                     cps=int(12 * level), inbps=int(180_000 * level), outbps=int(1_900_000 * level))
+                if dest.weight == 0:  # draining: established connections end at random, so the count decays
+                    since = t - drained_at.setdefault((vs_port, dest.key.port), t)
+                    left = math.exp(-since / (60 + 40 * i))  # t ticks 5 times a second: a 12-20 s time constant
+                    counters = DestCounters(activeconns=round(160 * left), inactconns=round(20 * left),
+                                            persistconns=4, inbps=int(90_000 * left), outbps=int(900_000 * left))
                 backend.set_dest_stats(service, dest.key, counters)
                 cps, inbps, outbps = cps + counters.cps, inbps + counters.inbps, outbps + counters.outbps
             backend.set_service_stats(service, Counters(cps=cps, inbps=inbps, outbps=outbps))
@@ -225,7 +232,9 @@ async def shoot(out: Path) -> list[Path]:
                 await wait(settled)
                 web_key = f"[127.0.0.1]:tcp:{ports['web']}"
                 # a drained server, to show the state and the falling ActiveConn
-                await app.execute(f"drain 127.0.0.1:{ports['rs2']} in 127.0.0.1:{ports['web']}/tcp")
+                await app.execute(f"drain 127.0.0.1:{ports['rs2']} in 127.0.0.1:{ports['web']}/tcp --until-empty "
+                                  "--timeout 300 then remove")
+                await app.execute(f"set rs 127.0.0.1:{ports['rs3']} in 127.0.0.1:{ports['api']} state drain")
                 await pilot.pause(14)  # a minute of sparkline at 4 samples a second
                 table.select(web_key, f"[127.0.0.1]:tcp:{ports['rs1']}")
                 await pilot.pause(0.5)
@@ -236,6 +245,13 @@ async def shoot(out: Path) -> list[Path]:
                 await pilot.pause(0.3)
                 saved.append(Path(app.save_screenshot("drain-confirm.svg", str(out))))
                 await pilot.press("n")
+
+                table.focus()
+                await pilot.press("W")  # the drain view: both drains, their counts falling, the ETA
+                await wait(lambda: isinstance(app.screen, DrainScreen) and len(app.screen.rows) == 2)
+                await pilot.pause(1.0)
+                saved.append(Path(app.save_screenshot("drain.svg", str(out))))
+                await pilot.press("escape")
 
                 rs0 = f"127.0.0.1:{ports['rs0']} in 127.0.0.1:{ports['web']}"
                 for command in (f"set rs {rs0} weight 5", f"delete rs 127.0.0.1:{ports['rs4']} from "

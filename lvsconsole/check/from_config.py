@@ -147,6 +147,14 @@ def probe_identity(checker: Checker, params: CheckParams) -> Hashable | None:
     return identity
 
 
+def _url_flag(extra: m.Extra, name: str, default: bool) -> bool:
+    """A boolean a url block sets among its raw keywords (``tls_compliant [<BOOL>]``), else ``default``."""
+    for key, args in extra:
+        if key == name:
+            return not args or args[0].lower() not in ("off", "false", "no", "0")
+    return default
+
+
 class _Builder:
     def __init__(self, config: m.Config, ssl_context: ssl.SSLContext | None,
                  report_scripts: ScriptReporter | None = None) -> None:
@@ -348,6 +356,7 @@ class _Builder:
                     regex=regex,
                     regex_no_match=u.regex_no_match and regex is not None,
                     sni=(c.sni_name or vhost) if c.ssl and c.enable_sni else None,
+                    tls_compliant=c.ssl and _url_flag(u.extra, "tls_compliant", c.tls_compliant),
                 )
             )
         if not urls:
@@ -362,7 +371,13 @@ class _Builder:
             self.ssl_context() if c.ssl else None,
             self.binding(c),
         )
-        return (_Built(self.params(c, c.kind), checker, c.kind, _net.format_pair(host, port)),)
+        # keepalived checks one url per delay_loop, so without fast_recovery a checker coming up (alpha at
+        # start-up, or after a failure) needs one passing tick per url; one check here fetches every url, so
+        # the same wait is asked of it as that many passing checks in a row (a rise of at least len(urls)).
+        extra: dict[str, object] = {}
+        if not c.fast_recovery and len(urls) > 1:
+            extra["rise"] = max(c.rise or 1, len(urls))
+        return (_Built(self.params(c, c.kind, **extra), checker, c.kind, _net.format_pair(host, port)),)
 
     def ssl_context(self) -> ssl.SSLContext:
         if not self._ssl_built:

@@ -20,7 +20,10 @@ config was computed by ``genhash``, which runs that client:
 
 Every url of a checker must pass; they are fetched in order within one check and the first failure is the
 result. (keepalived fetches one url per ``delay_loop`` tick, so a checker with N urls needs N ticks to
-come up; here one check covers all of them.) Each network step is bounded by ``connect_timeout``, as
+come up unless ``fast_recovery`` is set; here one check covers all of them, and without fast_recovery
+from_config asks for N passing checks in a row instead, through the policy's rise.) With ``tls_compliant``
+(SSL_GET, checker or url) a response must end with a TLS close_notify; by default, as keepalived ignores
+an unexpected EOF, a bare TCP close is accepted. Each network step is bounded by ``connect_timeout``, as
 each of keepalived's I/O threads is. Failures use keepalived's ``timeout_epilog`` texts ("Timeout
 connecting server [ip]:tcp:80.", "HTTP status code error to server …", "MD5 digest error to server …").
 """
@@ -62,6 +65,9 @@ class HttpUrlSpec:
     regex_no_match: bool = False
     sni: str | None = None
     """The TLS server name to send (SSL_GET with enable_sni), None for none."""
+    tls_compliant: bool = False
+    """SSL_GET: the server must end the response with a TLS close_notify; a bare TCP close fails the url.
+    Without it (keepalived's default: SSL_OP_IGNORE_UNEXPECTED_EOF) the response received is judged."""
 
     def status_ok(self, code: int) -> bool:
         return any(lo <= code <= hi for lo, hi in self.status_codes)
@@ -123,6 +129,22 @@ def _content_length(head: bytes) -> int | None:
         return None
     value = _atoi(head[m.end() : m.end() + 32])
     return value if value >= 0 else None
+
+
+def _close_notify_received(writer: asyncio.StreamWriter) -> bool:
+    """After EOF on a TLS stream: whether the peer sent close_notify (asyncio reads both ends alike). The TLS
+    object answers a read with SSLZeroReturnError once close_notify has arrived, and wants more data when
+    the TCP stream merely ended."""
+    tls = writer.get_extra_info("ssl_object")
+    if not isinstance(tls, ssl.SSLObject):
+        return True
+    try:
+        tls.read(1)
+    except ssl.SSLZeroReturnError:
+        return True
+    except ssl.SSLError:
+        return False
+    return False
 
 
 class _Failure(Exception):
@@ -200,6 +222,8 @@ class HttpChecker:
             except (OSError, ssl.SSLError) as exc:
                 raise _Failure("Cannot send get request to", _net.os_reason(exc)) from None
             await self._read_and_judge(reader, url, tls)
+            if tls and url.tls_compliant and not _close_notify_received(writer):
+                raise _Failure("SSL read error from", "TLS connection closed without close_notify")
         finally:
             if writer is not None:
                 writer.transport.abort()
@@ -224,7 +248,7 @@ class HttpChecker:
                     raise _Failure("Timeout WEB read", "read timeout") from None
                 raise _Failure("Timeout SSL read" if tls else "Timeout HTTP read", "read timeout") from None
             except (OSError, ssl.SSLError) as exc:
-                if tls and head_len >= 0:
+                if tls and head_len >= 0 and not url.tls_compliant:
                     break  # an unclean TLS close after the headers: keepalived judges what it has
                 if tls:
                     raise _Failure("SSL read error from", _net.os_reason(exc)) from None

@@ -2,13 +2,17 @@
 
 A single dispatcher task keeps a heap of (due time, checker) pairs taken from the policy's
 ``next_check_time``. It wakes once per :data:`DISPATCH_QUANTUM` at most, starts every check due by then
-(each as its own task, within ``max_concurrency`` checks in flight) and sleeps until the next due time,
-or until a check is pushed that is due sooner. The check's result goes to the policy, the policy's
-actions go to the ``on_actions`` callback, and the checker goes back on the heap at its new due time.
+(within ``max_concurrency`` checks in flight) and sleeps until the next due time, or until a check is
+pushed that is due sooner. A checker with ``begin_check`` (:class:`CallbackChecker`: TCP_CHECK, the one
+that runs ten thousand times a second) is started by a plain call and calls the runner back when done,
+with no task, coroutine or future per check; any other checker's ``check()`` runs as its own task. The
+check's result goes to the policy, the policy's actions go to the ``on_actions`` callback, and the
+checker goes back on the heap at its new due time.
 First checks are spread over ``warmup`` by the policy, so there is no start-up burst. A watchdog task
 cancels any check still running :data:`TIMEOUT_GRACE` after its checker's own ``timeout`` (one timer
 for all checks rather than one per check: at ten thousand checks a second, per-check bookkeeping is
-what the director's CPU goes on).
+what the director's CPU goes on; callback checks sit in a timer wheel of WATCHDOG_TICK slots, one list
+append each, and tasks in a small dict).
 
 The next run is due ``delay_loop`` after a check completes (keepalived's rule), except that a check
 completing within :data:`PHASE_SLACK` of its due time counts as having run exactly on time: the
@@ -39,12 +43,12 @@ import logging
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 from lvsconsole.check.policy import Action, CheckerRef, CheckOutcome, CheckParams, CheckPolicy
 from lvsconsole.check.stall import StallDetector, StallNotice
 
-__all__ = ["CheckRecord", "CheckRunner", "Checker", "RunnerStats"]
+__all__ = ["CallbackChecker", "CheckRecord", "CheckRunner", "Checker", "PendingCheck", "RunnerStats"]
 
 _log = logging.getLogger(__name__)
 
@@ -70,9 +74,27 @@ class Checker(Protocol):
     async def check(self) -> CheckOutcome: ...
 
 
-@dataclass(frozen=True, slots=True)
-class CheckRecord:
-    """One completed check, for the UI and the event bus."""
+_Token = TypeVar("_Token")
+
+
+class PendingCheck(Protocol):
+    """A check in flight; after ``cancel()`` its checker no longer calls back."""
+
+    def cancel(self) -> object: ...
+
+
+class CallbackChecker(Checker, Protocol):
+    """A checker the runner can start without a task: ``begin_check`` returns at once, and ``done(token,
+    outcome)`` is called exactly once, later (never from inside ``begin_check``), unless cancelled."""
+
+    def begin_check(
+        self, loop: asyncio.AbstractEventLoop, done: Callable[[_Token, CheckOutcome], object], token: _Token
+    ) -> PendingCheck: ...
+
+
+class CheckRecord(NamedTuple):
+    """One completed check, for the UI and the event bus. (A NamedTuple: one is made per check, and a tuple
+    is made several times faster than a frozen dataclass.)"""
 
     ref: CheckerRef
     outcome: CheckOutcome
@@ -125,6 +147,17 @@ class _Group:
     reschedules or drops a group leaves the old entry in the heap; the dispatcher skips it."""
     due: float = math.inf
     """When that entry is due."""
+    begin: Callable[..., PendingCheck] | None = None
+    """The checker's ``begin_check`` when it is a :class:`CallbackChecker` (None: run ``check()`` as a task)."""
+    pending: PendingCheck | None = None
+    """The callback check in flight, if any."""
+    flight: int = 0
+    """Sequence number of that check (its watchdog entry is stale once this moves on)."""
+    scheduled: float = 0.0
+    started: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.begin = getattr(self.checker, "begin_check", None)
 
 
 def _group_refs(
@@ -173,7 +206,15 @@ class CheckRunner:
         self._heap: list[tuple[float, int, _Group]] = []
         self._seq = itertools.count()
         self._tasks: dict[asyncio.Task[None], float] = {}
-        """Checks in flight → the time past which the watchdog cancels them."""
+        """Task checks in flight → the time past which the watchdog cancels them."""
+        self._flying: dict[_Group, None] = {}
+        """Callback checks in flight (their group holds the check)."""
+        self._deadlines: dict[int, list[tuple[int, _Group]]] = {}
+        """Watchdog slot (the time past which it is cancelled, in WATCHDOG_TICKs, rounded up) → the
+        (flight number, group) of each callback check started (stale once the group's flight moved on)."""
+        self._swept = 0
+        """Every watchdog slot up to this one has been swept."""
+        self._flights = itertools.count(1)
         self._dispatcher: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[None] | None = None
@@ -195,6 +236,7 @@ class CheckRunner:
         if self._dispatcher is not None:
             raise RuntimeError("CheckRunner already started")
         loop = asyncio.get_running_loop()
+        self._swept = math.floor(loop.time() / WATCHDOG_TICK)
         actions = self._policy.start(loop.time())
         for group in self._groups:
             self._push(group, None)
@@ -209,6 +251,13 @@ class CheckRunner:
         tasks = [t for t in (self._dispatcher, self._watchdog, *self._tasks) if t is not None]
         for t in tasks:
             t.cancel()
+        for group in self._flying:
+            if group.pending is not None:
+                group.pending.cancel()
+                group.pending = None
+                self.stats.in_flight -= 1
+        self._flying.clear()
+        self._deadlines.clear()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._dispatcher = self._watchdog = None
         if shutdown:
@@ -349,6 +398,9 @@ class CheckRunner:
                 checker = group.checker
                 stats.in_flight += 1
                 self._stall.started(group)
+                if group.begin is not None:
+                    self._begin(loop, group, due)
+                    continue
                 task = loop.create_task(self._run_one(group, due))
                 self._tasks[task] = loop.time() + checker.timeout + TIMEOUT_GRACE
                 task.add_done_callback(self._forget)
@@ -361,6 +413,43 @@ class CheckRunner:
                 if timer is not None:
                     timer.cancel()
                 self._wake = None
+
+    def _begin(self, loop: asyncio.AbstractEventLoop, group: _Group, scheduled: float) -> None:
+        """Start a callback check; :meth:`_callback_done` gets its outcome."""
+        assert group.begin is not None
+        started = loop.time()
+        group.scheduled = scheduled
+        group.started = started
+        flight = group.flight = next(self._flights)
+        try:
+            group.pending = group.begin(loop, self._callback_done, group)
+        except Exception as exc:  # a broken checker must not stop the others
+            self.stats.errors += 1
+            detail = f"Check on service {{rs}} raised {type(exc).__name__}: {exc}"
+            outcome = CheckOutcome(False, detail, reason=type(exc).__name__)
+            group.pending = loop.call_soon(self._callback_done, group, outcome)
+        self._flying[group] = None
+        slot = max(math.ceil((started + group.checker.timeout + TIMEOUT_GRACE) / WATCHDOG_TICK), self._swept + 1)
+        bucket = self._deadlines.get(slot)
+        if bucket is None:
+            self._deadlines[slot] = [(flight, group)]
+        else:
+            bucket.append((flight, group))
+
+    def _callback_done(self, group: _Group, outcome: CheckOutcome) -> None:
+        if group.pending is None:
+            return  # cancelled (by the watchdog or stop) after the checker had already queued its answer
+        group.pending = None
+        del self._flying[group]
+        self._check_over()
+        self._complete(group, group.scheduled, group.started, outcome)
+
+    def _check_over(self) -> None:
+        """One check fewer in flight: a dispatcher waiting for a slot may go on."""
+        self.stats.in_flight -= 1
+        slot = self._slot
+        if slot is not None and not slot.done():
+            slot.set_result(None)
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
@@ -378,9 +467,24 @@ class CheckRunner:
                 if deadline <= now and not task.done() and task not in self._expired:
                     self._expired.add(task)
                     task.cancel()
+            self._sweep_deadlines(now)
             if stall.next_deadline() <= now:
                 for notice in stall.poll(now):
                     self._report_stall(notice.key, notice)
+
+    def _sweep_deadlines(self, now: float) -> None:
+        """Cancel the callback checks that overran their timeout (each then counts as timed out)."""
+        now_slot = math.floor(now / WATCHDOG_TICK)
+        deadlines = self._deadlines
+        for slot in range(self._swept + 1, now_slot + 1):
+            for flight, group in deadlines.pop(slot, ()):
+                pending = group.pending
+                if pending is not None and group.flight == flight:
+                    pending.cancel()
+                    detail = f"Check on service {{rs}} timed out after {group.checker.timeout:g}s."
+                    # Through _callback_done, as if the checker had answered: one way out for every check.
+                    self._callback_done(group, CheckOutcome(False, detail, reason="timeout", timed_out=True))
+        self._swept = max(self._swept, now_slot)
 
     def _report_stall(self, group: _Group, notice: StallNotice[_Group]) -> None:
         if self._on_stall is None:
@@ -411,29 +515,39 @@ class CheckRunner:
                 detail = f"Check on service {{rs}} raised {type(exc).__name__}: {exc}"
                 outcome = CheckOutcome(False, detail, reason=type(exc).__name__)
         finally:
-            self.stats.in_flight -= 1
-            slot = self._slot
-            if slot is not None and not slot.done():
-                slot.set_result(None)
-        finished = loop.time()
-        records = [
-            CheckRecord(ref, outcome, scheduled, started, finished, primary=i == 0) for i, ref in enumerate(group.refs)
-        ]
-        if not records:
+            self._check_over()
+        self._complete(group, scheduled, started, outcome)
+
+    def _complete(self, group: _Group, scheduled: float, started: float, outcome: CheckOutcome) -> None:
+        """A probe's outcome: to the policy of every ref it feeds, to the record listeners, then reschedule."""
+        finished = asyncio.get_running_loop().time()
+        refs = group.refs
+        if not refs:
             return  # a reload removed every ref of this probe while it ran
-        self._account(records)
+        paused = self._paused
+        if paused:  # a shared probe still runs for its other refs; the paused ones hear nothing of it
+            refs = tuple(ref for ref in refs if ref not in paused)
+        if len(refs) == 1:
+            records = [CheckRecord(refs[0], outcome, scheduled, started, finished)]
+        else:
+            records = [
+                CheckRecord(ref, outcome, scheduled, started, finished, primary=i == 0) for i, ref in enumerate(refs)
+            ]
+        if records:
+            self._account(records)
         if self._stopping:
             return
         # Quick and on time (give or take our own lag): keep the check's phase.
-        on_time = finished - scheduled <= self._phase_slack
+        if finished - scheduled <= self._phase_slack:
+            now = started = scheduled
+        else:
+            now = finished
+        policy = self._policy
         actions: list[Action] = []
-        for ref in group.refs:
-            if ref in self._paused:
-                continue
-            if on_time:
-                actions += self._policy.record_outcome(ref.rs, ref.index, outcome, scheduled, started=scheduled)
-            else:
-                actions += self._policy.record_outcome(ref.rs, ref.index, outcome, finished, started=started)
+        for ref in refs:
+            acts = policy.record_outcome(ref.rs, ref.index, outcome, now, started=started)
+            if acts:
+                actions += acts
         self._push(group, finished)
         if self._on_record is not None:
             for record in records:

@@ -10,7 +10,8 @@ reads its track files), starts the runner, and hands every batch of actions to `
   "Removing service [192.168.2.187]:tcp:80 from VS [192.168.2.188]:tcp:80", "Gained quorum 1+0=1 <= 2 for
   VS …"); configuration warnings come first.
 * notify_up / notify_down / quorum_up / quorum_down scripts run (no shell, as their user or
-  ``script_user``, bounded by :data:`NOTIFY_TIMEOUT`) unless ``run_notifies`` is off.
+  ``script_user``, bounded by :data:`NOTIFY_TIMEOUT`) unless ``run_notifies`` is off; each is vetted
+  (enable_script_security) and its run, or why it was refused, goes to ``report_scripts``.
 * :meth:`CheckService.snapshot` reports, per virtual server, quorum and the weight sum and, per real
   server, alive/down, weights, and each checker's state, last result, lateness, whether it is stalled
   and how many (VS, RS) pairs its probe feeds.
@@ -32,11 +33,10 @@ import random
 import resource
 import shlex
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from lvsconsole.check.from_config import CheckSetup, build_checks, same_probe
-from lvsconsole.check.misc import RunAs, run_script
 from lvsconsole.check.policy import (
     BOOTSTRAP_DELAY,
     Action,
@@ -58,6 +58,8 @@ from lvsconsole.check.runner import TIMEOUT_GRACE, Checker, CheckRecord, CheckRu
 from lvsconsole.check.stall import StallNotice, stall_text
 from lvsconsole.config.diff import ReloadPlan
 from lvsconsole.config.model import Config
+from lvsconsole.scripts.report import run_vetted
+from lvsconsole.scripts.vet import configured_user
 
 __all__ = [
     "NOTIFY_TIMEOUT",
@@ -96,6 +98,21 @@ def default_concurrency() -> int:
 
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "notice": logging.INFO, "warning": logging.WARNING}
+
+
+_NOTIFY_NAMES = {"rs_up": "notify_up", "rs_down": "notify_down", "quorum_up": "quorum_up",
+                 "quorum_down": "quorum_down"}
+
+
+def notify_label(action: RunNotify) -> str:
+    """Which checker script ran, for the health log: ``notify_up of [10.0.0.2]:tcp:80 in VS [10.0.0.1]:tcp:80``."""
+    name = _NOTIFY_NAMES[action.event]
+    return f"{name} of {action.rs} in VS {action.vs}" if action.rs else f"{name} of VS {action.vs}"
+
+
+def _rs_keys(refs: Sequence[CheckerRef]) -> list[str]:
+    """The real servers of ``refs``, each once, in order."""
+    return list(dict.fromkeys(ref.rs.rs for ref in refs))
 
 
 def _log_event(log: logging.Logger, event: LogEvent) -> None:
@@ -251,6 +268,10 @@ class CheckService:
         self._stall_listeners: list[Callable[[StallNotice[CheckerRef]], None]] = []
         self.history: deque[LogEvent] = deque(maxlen=history)
         self._records: dict[CheckerRef, CheckRecord] = {}
+        self._maint: set[RsRef] = set()
+        """Real servers an operator paused (:meth:`pause`)."""
+        self._suspended: frozenset[str] = frozenset()
+        """Virtual servers whose checks ha_suspend holds (:meth:`suspend_virtual_servers`)."""
         self._rs_snapshots: dict[RsRef, RealServerSnapshot] = {}
         """Per real server, its last snapshot; dropped when a result, a stall or an IPVS action concerns it,
         so that a snapshot of tens of thousands of servers builds again only the few that moved."""
@@ -481,11 +502,40 @@ class CheckService:
 
     def pause(self, rs: RsRef) -> None:
         """Stop checking this real server in this virtual server (an operator's maint); its state is kept."""
+        self._maint.add(rs)
         self.runner.pause(self._checker_refs(rs))
 
     def resume(self, rs: RsRef) -> None:
-        """Check it again (an overdue check runs at once)."""
-        self.runner.resume(self._checker_refs(rs))
+        """Check it again (an overdue check runs at once), unless ha_suspend holds its virtual server."""
+        self._maint.discard(rs)
+        if rs.vs not in self._suspended:
+            self.runner.resume(self._checker_refs(rs))
+
+    def suspend_virtual_servers(self, keys: Collection[str]) -> None:
+        """ha_suspend: hold the checks of exactly the virtual servers ``keys`` (:mod:`lvsconsole.check.ha_suspend`);
+        their checkers keep their state. Idempotent: call it again after a reload to cover new real servers."""
+        keys = frozenset(keys)
+        known = self._vs_params()
+        held, lifted = keys - self._suspended, self._suspended - keys
+        self._suspended = keys
+        events: list[Action] = []
+        for key in sorted(keys & known.keys()):
+            refs = self._refs_of(key)
+            self.runner.pause(refs)
+            if key in held:
+                events += [LogEvent(f"Suspending healthchecker for service {rs} for VS {key}", "info", key, rs)
+                           for rs in _rs_keys(refs)]
+        for key in sorted(lifted & known.keys()):
+            refs = [ref for ref in self._refs_of(key) if ref.rs not in self._maint]
+            self.runner.resume(refs)
+            events += [LogEvent(f"Activating healthchecker for service {rs} for VS {key}", "info", key, rs)
+                       for rs in _rs_keys(refs)]
+        if events:
+            self._on_actions(events)
+
+    @property
+    def suspended_virtual_servers(self) -> frozenset[str]:
+        return self._suspended
 
     def _checker_refs(self, rs: RsRef) -> list[CheckerRef]:
         try:
@@ -563,20 +613,23 @@ class CheckService:
                 _log.exception("applying check actions failed")
 
     async def _notify(self, action: RunNotify) -> None:
+        """A notify_up/down or quorum_up/down script, through the same vetting, running and reporting as VRRP
+        notify scripts and MISC_CHECKs (:func:`lvsconsole.scripts.report.run_vetted`): a refused script says
+        why, and every run reaches ``report_scripts`` with its exit, duration and first lines of output."""
         script = self.setup.scripts.get(action.script)
         argv = list(script.argv) if script is not None else shlex.split(action.script)
-        run_as: RunAs | None = self.setup.script_user
-        if script is not None and script.user:
-            try:
-                run_as = RunAs.lookup(script.user, script.group)
-            except KeyError as exc:
-                _log.warning("notify script %s: %s", argv[0] if argv else "?", exc.args[0])
-                return
-        result = await run_script(argv, timeout=NOTIFY_TIMEOUT, run_as=run_as)
-        if result.error:
-            _log.warning("notify script %s for %s: %s", action.event, action.rs or action.vs, result.error)
-        elif result.timed_out:
-            _log.warning("notify script %s for %s timed out", action.event, action.rs or action.vs)
+        g = self.config.global_defs
+        own = (script.user, script.group) if script is not None else ()
+        user, group = configured_user(own, g.script_user)
+        ran = await run_vetted("notify", notify_label(action), argv, user=user, group=group,
+                               security=g.enable_script_security, timeout=NOTIFY_TIMEOUT)
+        report = self.setup.report_scripts
+        if report is not None:
+            report(ran)
+        elif not ran.ok:  # nobody reports runs (a bare service): the log still hears of a failure
+            r = ran.result
+            why = r.error or ("timed out" if r.timed_out else f"exit status {r.exit_status}")
+            _log.warning("%s script %s: %s", ran.name, argv[0] if argv else "?", why)
 
     # ---- snapshot ------------------------------------------------------------------------------
 

@@ -35,6 +35,30 @@ class BuildResult:
         return not any(d.is_error for d in self.diagnostics)
 
 
+@dataclass
+class ConfigParts:
+    """What the top-level statements built so far contribute to a Config, each list in file order."""
+
+    global_defs: m.GlobalDefs = field(default_factory=m.GlobalDefs)
+    seen_global: bool = False
+    static_ipaddress: list[m.StaticAddress] = field(default_factory=list)
+    static_routes: list[tuple[str, ...]] = field(default_factory=list)
+    static_rules: list[tuple[str, ...]] = field(default_factory=list)
+    vrrp_scripts: list[m.VrrpScript] = field(default_factory=list)
+    track_files: list[m.TrackFile] = field(default_factory=list)
+    sync_groups: list[m.SyncGroup] = field(default_factory=list)
+    instances: list[m.VrrpInstance] = field(default_factory=list)
+    virtual_server_groups: list[m.VirtualServerGroup] = field(default_factory=list)
+    virtual_servers: list[m.VirtualServer] = field(default_factory=list)
+    ssl: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    extra: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+
+
+PART_LISTS = ("static_ipaddress", "static_routes", "static_rules", "vrrp_scripts", "track_files", "sync_groups",
+              "instances", "virtual_server_groups", "virtual_servers", "ssl", "extra")
+"""The list fields of ConfigParts."""
+
+
 Fields = dict[str, Any]
 LocMap = dict[str, Location]
 Special = Callable[[Node, str, Fields, LocMap], None]
@@ -252,84 +276,79 @@ class Builder:
     # ------------------------------------------------------------------------------ root
 
     def build(self, nodes: Sequence[Node], source: str | None = None) -> m.Config:
-        global_defs = m.GlobalDefs()
-        static_ip: list[m.StaticAddress] = []
-        static_routes: list[tuple[str, ...]] = []
-        static_rules: list[tuple[str, ...]] = []
-        scripts: list[m.VrrpScript] = []
-        track_files: list[m.TrackFile] = []
-        groups: list[m.SyncGroup] = []
-        instances: list[m.VrrpInstance] = []
-        vsgs: list[m.VirtualServerGroup] = []
-        vss: list[m.VirtualServer] = []
-        ssl: list[tuple[str, tuple[str, ...]]] = []
-        extra: list[tuple[str, tuple[str, ...]]] = []
-        seen_global = False
-        self._pending_instances: list[tuple[m.VrrpInstance, Node]] = []
+        parts = ConfigParts()
         for node in nodes:
-            word = node.keyword
-            name = word.text
-            if name == "global_defs":
-                if seen_global:
-                    self.warn("a second global_defs block: its values are merged into the first", word)
-                seen_global = True
-                global_defs = self.global_defs(node, global_defs)
-            elif name == "vrrp_instance":
-                inst = self.instance(node)
-                if inst is not None:
-                    instances.append(inst)
-            elif name == "virtual_server":
-                vs = self.virtual_server(node)
-                if vs is not None:
-                    vss.append(vs)
-            elif name == "vrrp_sync_group":
-                group = self.sync_group(node)
-                if group is not None:
-                    groups.append(group)
-            elif name == "vrrp_script":
-                script = self.vrrp_script(node)
-                if script is not None:
-                    scripts.append(script)
-            elif name in ("track_file", "vrrp_track_file"):
-                if name == "vrrp_track_file":
-                    self.warn("'vrrp_track_file' is deprecated; use 'track_file'", word)
-                tf = self.track_file_block(node)
-                if tf is not None:
-                    track_files.append(tf)
-            elif name == "virtual_server_group":
-                vsg = self.vsg(node)
-                if vsg is not None:
-                    vsgs.append(vsg)
-            elif name == "static_ipaddress":
-                static_ip.extend(self.static_addresses(node))
-            elif name == "static_routes":
-                static_routes.extend(self.raw_lines(node))
-            elif name == "static_rules":
-                static_rules.extend(self.raw_lines(node))
-            elif name == "SSL":
-                children = self.need_block(node)
-                _, _, ssl_extra = self.read_block(children, s.SSL_BLOCK, "SSL")
-                ssl.extend(ssl_extra)
-            elif name in s.ROOT_RAW:
-                extra.append((name, tuple(a.text for a in node.args) + self._raw_children(node)))
-            elif name in s.GLOBAL or name in s.INSTANCE:
-                self.err(f"'{name}' must be inside a block, not at the top level", word)
-            else:
-                self.unknown(word, "the top level")
-        instances = self.finish_instances(instances, global_defs)
+            self.add_node(node, parts)
+        return self.assemble(parts, self.finish_instances(parts.instances, parts.global_defs), source)
+
+    def add_node(self, node: Node, parts: ConfigParts) -> None:
+        """Build one top-level statement into ``parts`` (config/incremental.py rebuilds only the changed ones)."""
+        word = node.keyword
+        name = word.text
+        if name == "global_defs":
+            if parts.seen_global:
+                self.warn("a second global_defs block: its values are merged into the first", word)
+            parts.seen_global = True
+            parts.global_defs = self.global_defs(node, parts.global_defs)
+        elif name == "vrrp_instance":
+            inst = self.instance(node)
+            if inst is not None:
+                parts.instances.append(inst)
+        elif name == "virtual_server":
+            vs = self.virtual_server(node)
+            if vs is not None:
+                parts.virtual_servers.append(vs)
+        elif name == "vrrp_sync_group":
+            group = self.sync_group(node)
+            if group is not None:
+                parts.sync_groups.append(group)
+        elif name == "vrrp_script":
+            script = self.vrrp_script(node)
+            if script is not None:
+                parts.vrrp_scripts.append(script)
+        elif name in ("track_file", "vrrp_track_file"):
+            if name == "vrrp_track_file":
+                self.warn("'vrrp_track_file' is deprecated; use 'track_file'", word)
+            tf = self.track_file_block(node)
+            if tf is not None:
+                parts.track_files.append(tf)
+        elif name == "virtual_server_group":
+            vsg = self.vsg(node)
+            if vsg is not None:
+                parts.virtual_server_groups.append(vsg)
+        elif name == "static_ipaddress":
+            parts.static_ipaddress.extend(self.static_addresses(node))
+        elif name == "static_routes":
+            parts.static_routes.extend(self.raw_lines(node))
+        elif name == "static_rules":
+            parts.static_rules.extend(self.raw_lines(node))
+        elif name == "SSL":
+            children = self.need_block(node)
+            _, _, ssl_extra = self.read_block(children, s.SSL_BLOCK, "SSL")
+            parts.ssl.extend(ssl_extra)
+        elif name in s.ROOT_RAW:
+            parts.extra.append((name, tuple(a.text for a in node.args) + self._raw_children(node)))
+        elif name in s.GLOBAL or name in s.INSTANCE:
+            self.err(f"'{name}' must be inside a block, not at the top level", word)
+        else:
+            self.unknown(word, "the top level")
+
+    @staticmethod
+    def assemble(parts: ConfigParts, instances: Sequence[m.VrrpInstance], source: str | None) -> m.Config:
+        """The Config of ``parts``, with ``instances`` (``finish_instances`` of the parts' instances)."""
         return m.Config(
-            global_defs=global_defs,
-            static_ipaddress=tuple(static_ip),
-            static_routes=tuple(static_routes),
-            static_rules=tuple(static_rules),
-            vrrp_scripts=tuple(scripts),
-            track_files=tuple(track_files),
-            sync_groups=tuple(groups),
+            global_defs=parts.global_defs,
+            static_ipaddress=tuple(parts.static_ipaddress),
+            static_routes=tuple(parts.static_routes),
+            static_rules=tuple(parts.static_rules),
+            vrrp_scripts=tuple(parts.vrrp_scripts),
+            track_files=tuple(parts.track_files),
+            sync_groups=tuple(parts.sync_groups),
             instances=tuple(instances),
-            virtual_server_groups=tuple(vsgs),
-            virtual_servers=tuple(vss),
-            ssl=tuple(ssl),
-            extra=tuple(extra),
+            virtual_server_groups=tuple(parts.virtual_server_groups),
+            virtual_servers=tuple(parts.virtual_servers),
+            ssl=tuple(parts.ssl),
+            extra=tuple(parts.extra),
             source=source,
         )
 
@@ -433,7 +452,9 @@ class Builder:
         rest = args[1:]
         kwargs: dict[str, Any] = {}
         i = 0
-        if rest and rest[0].text not in ("inst", "id", "maxlen", "port", "ttl", "group"):
+        # the instance is positional and optional, the options come in pairs: an odd count means the first word
+        # is the instance even when it is named like an option (an instance called "port")
+        if rest and (len(rest) % 2 == 1 or rest[0].text not in ("inst", "id", "maxlen", "port", "ttl", "group")):
             kwargs["instance"] = rest[0].text
             locs["lvs_sync_daemon.instance"] = rest[0].loc
             i = 1
@@ -491,6 +512,9 @@ class Builder:
             f[key] = f.get(key, ()) + tuple(self.virtual_addresses(n))
 
         def routes(n: Node, key: str, f: Fields, lc: LocMap) -> None:
+            done = len(f.get(key, ()))
+            for i, child in enumerate(n.children or []):  # validate.py points at a bad line
+                lc[f"{key}[{done + i}]"] = child.keyword.loc
             f[key] = f.get(key, ()) + tuple(self.raw_lines(n))
 
         def auth(n: Node, key: str, f: Fields, lc: LocMap) -> None:

@@ -115,14 +115,16 @@ def parse_text(
     filename: str = "<string>",
     config_id: str | None = None,
     base_dir: str | None = None,
+    first_line: int = 1,
 ) -> ParseResult:
     """Parse configuration text.  `filename` is recorded in every `Word`; `base_dir` (default: the
     directory of `filename` if it names a file, else the current directory) anchors relative
-    includes and ``${_PWD}``."""
+    includes and ``${_PWD}``; `first_line` is the line number of the text's first line (config/incremental.py
+    re-parses a span of a file)."""
     if base_dir is None:
         base_dir = os.getcwd() if filename.startswith("<") else os.path.dirname(os.path.abspath(filename))
     real = None if filename.startswith("<") else _realpath(os.path.abspath(filename))
-    return _Parser(config_id).run(text, filename, os.path.abspath(base_dir), real=real)
+    return _Parser(config_id).run(text, filename, os.path.abspath(base_dir), real=real, first_line=first_line)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -305,13 +307,13 @@ class _Parser:
 
     # -- entry --------------------------------------------------------------------------------------
 
-    def run(self, text: str, fname: str, dirname: str, *, real: str | None) -> ParseResult:
+    def run(self, text: str, fname: str, dirname: str, *, real: str | None, first_line: int = 1) -> ParseResult:
         if real is not None or not fname.startswith("<"):
             self._note_file(fname)
         self._chain.append((fname, real))
         with _bulk_allocation():
             try:
-                self._parse_text(text, fname, dirname)
+                self._parse_text(text, fname, dirname, first_line)
             except RecursionError:  # pragma: no cover - the nesting limits should prevent this
                 self.diags.append(error("configuration nested too deeply", Location(fname, 1, 1)))
         self._chain.pop()
@@ -387,7 +389,7 @@ class _Parser:
 
     # -- one file -------------------------------------------------------------------------------------
 
-    def _parse_text(self, text: str, fname: str, dirname: str) -> None:
+    def _parse_text(self, text: str, fname: str, dirname: str, first_line: int = 1) -> None:
         saved = (self._fname, self._dir)
         self._fname, self._dir = fname, dirname
         base = len(self._stack)
@@ -399,7 +401,7 @@ class _Parser:
         node_cls = Node
         includes = _INCLUDE_KINDS
         cur = self._cur
-        lineno = 0
+        lineno = first_line - 1
         for line in text.split("\n"):
             lineno += 1
             if self._mldef is not None:

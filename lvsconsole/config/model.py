@@ -9,6 +9,7 @@ Keywords that keepalived knows but that the engine does not act on are kept verb
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
@@ -120,6 +121,13 @@ class GlobalDefs:
     checker_log_all_failures: bool = False
     drain_timeout: float = 60.0
     """lvsconsole extension: seconds a removed real server drains (weight 0) before it is deleted; 0: at once."""
+    drain_sample_rate: float = 5.0
+    """lvsconsole extension: samples a second (4-10) of a draining server's connections (``show drain``)."""
+    lvs_sync_peer_http: str | None = None
+    """lvsconsole extension: HOST:PORT of the peer director's metrics endpoint; its connection table is compared
+    with ours every 5 s (connection-sync coverage, engine/synccoverage.py)."""
+    ipvs_drift: Literal["repair", "hold"] = "repair"
+    """lvsconsole extension: kernel IPVS drift is repaired at once, or held (listed) until the operator acts."""
     extra: Extra = ()
     locs: Locs = loc_field()
 
@@ -438,6 +446,8 @@ class RealServer:
     delay_before_retry: float | None = None
     warmup: float | None = None
     delay_loop: float | None = None
+    slow_start: float | None = None
+    """lvsconsole extension: as the virtual server's ``slow_start``, for this real server (it wins)."""
     checkers: tuple[Checker, ...] = ()
     extra: Extra = ()
     locs: Locs = loc_field()
@@ -494,6 +504,8 @@ class VirtualServer:
     quorum_down: Script | None = None
     min_healthy: MinHealthy | None = None
     """lvsconsole extension: the fewest healthy real servers checks may leave (see MinHealthy)."""
+    slow_start: float | None = None
+    """lvsconsole extension: seconds ``undrain`` ramps a real server's weight back over (None/0: at once)."""
     inhibit_on_failure: bool = False
     sorry_server: Endpoint | None = None
     sorry_server_inhibit: bool = False
@@ -506,9 +518,10 @@ class VirtualServer:
     extra: Extra = ()
     locs: Locs = loc_field()
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
-        """The identity keepalived uses to match a VS across reloads."""
+        """The identity keepalived uses to match a VS across reloads (computed once: diff and validate ask for
+        it for every virtual server on every reload)."""
         if self.group is not None:
             return f"group {self.group}"
         if self.fwmark is not None:

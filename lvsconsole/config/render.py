@@ -218,6 +218,12 @@ def render_global(w: Writer, g: m.GlobalDefs) -> None:
         w.line("checker_log_all_failures", "true")
     if g.drain_timeout != default.drain_timeout:
         w.line("drain_timeout", number(g.drain_timeout))
+    if g.drain_sample_rate != default.drain_sample_rate:
+        w.line("drain_sample_rate", number(g.drain_sample_rate))
+    if g.lvs_sync_peer_http is not None:
+        w.line("lvs_sync_peer_http", quote(g.lvs_sync_peer_http))
+    if g.ipvs_drift != default.ipvs_drift:
+        w.line("ipvs_drift", g.ipvs_drift)
     w.extra(g.extra)
     w.close()
 
@@ -427,7 +433,7 @@ def render_virtual_server(w: Writer, vs: m.VirtualServer) -> None:
         w.line("connect_timeout", number(vs.connect_timeout))
     if vs.retry is not None:
         w.line("retry", str(vs.retry))
-    for key in ("delay_before_retry", "warmup"):
+    for key in ("delay_before_retry", "warmup", "slow_start"):
         val = getattr(vs, key)
         if val is not None:
             w.line(key, number(val))
@@ -490,7 +496,7 @@ def render_real_server(w: Writer, rs: m.RealServer, vs: m.VirtualServer) -> None
         w.line("alpha")
     if rs.retry is not None:
         w.line("retry", str(rs.retry))
-    for key in ("connect_timeout", "delay_before_retry", "warmup", "delay_loop"):
+    for key in ("connect_timeout", "delay_before_retry", "warmup", "delay_loop", "slow_start"):
         val = getattr(rs, key)
         if val is not None:
             w.line(key, number(val))

@@ -66,6 +66,12 @@ GLOBAL: dict[str, Kw] = {
     "lvs_id": Kw("lvs_id", "special"),
     # lvsconsole: how long a real server removed by a reload keeps its established connections (0: at once)
     "drain_timeout": Kw("drain_timeout", "timer", 0, 86400, extension=True),
+    "drain_sample_rate": Kw("drain_sample_rate", "timer", 4, 10, extension=True),
+    # lvsconsole: the peer director's metrics endpoint, to measure connection-sync coverage against every 5 s
+    "lvs_sync_peer_http": Kw("lvs_sync_peer_http", "str", extension=True),
+    # lvsconsole: what the engine does when the kernel's IPVS table drifts from intent (repair it, or hold it
+    # for the operator to reconcile or adopt)
+    "ipvs_drift": Kw("ipvs_drift", "enum", choices=("repair", "hold"), exact=True, extension=True),
     **_raw(
         "tmp_config_directory", "config_save_dir", "process_names", "process_name", "vrrp_process_name",
         "checker_process_name", "bfd_process_name", "startup_script", "startup_script_timeout",
@@ -240,6 +246,7 @@ VIRTUAL_SERVER: dict[str, Kw] = {
     "quorum_up": Kw("quorum_up", "script", max_args=3),
     "quorum_down": Kw("quorum_down", "script", max_args=3),
     "min_healthy": Kw("min_healthy", "special", extension=True),
+    "slow_start": Kw("slow_start", "timer", 0, 3600, extension=True),
     "inhibit_on_failure": Kw("inhibit_on_failure", "bool"),
     "sorry_server": Kw("sorry_server", "special", max_args=2),
     "sorry_server_inhibit": Kw("sorry_server_inhibit", "bool"),
@@ -279,6 +286,7 @@ REAL_SERVER: dict[str, Kw] = {
     "delay_before_retry": Kw("delay_before_retry", "timer", 0, 86400),
     "warmup": Kw("warmup", "timer", 0, 86400),
     "delay_loop": Kw("delay_loop", "timer", 0.000001, 86400 * 365),
+    "slow_start": Kw("slow_start", "timer", 0, 3600, extension=True),
     **_raw("snmp_name"),
 }
 

@@ -15,6 +15,9 @@ from ipaddress import IPv4Address, IPv6Address
 from lvsconsole.config import model as m
 from lvsconsole.config.build import instance_family
 from lvsconsole.config.diagnostics import Diagnostic, Location, error, warning
+from lvsconsole.config.localaddr import HOST_LOCAL
+from lvsconsole.config.memo import VS_FINDINGS, PerObject
+from lvsconsole.engine.listen import parse_listen_address
 from lvsconsole.scripts.vet import (
     USER_CODES,
     Refusal,
@@ -24,6 +27,29 @@ from lvsconsole.scripts.vet import (
     unsafe_component,
     vet,
 )
+from lvsconsole.vrrp.trackprocess import parse_track_process
+
+
+def _raw_statements(words: tuple[str, ...]) -> list[list[str]]:
+    """A raw block's words (``{ a b ; c ; }``) as statements."""
+    out: list[list[str]] = [[]]
+    for word in words:
+        if word in ("{", "}", ";"):
+            out.append([])
+        else:
+            out[-1].append(word)
+    return [s for s in out if s]
+
+
+def _weight_words(words: list[str]) -> bool:
+    """``weight N [reverse|noreverse]`` with N in -254..254."""
+    if len(words) not in (2, 3) or words[0] != "weight" or (len(words) == 3 and words[2] not in ("reverse",
+                                                                                                 "noreverse")):
+        return False
+    try:
+        return -254 <= int(words[1]) <= 254
+    except ValueError:
+        return False
 
 
 class Validator:
@@ -32,7 +58,9 @@ class Validator:
         self.strict = strict
         self.check_host = check_host
         self.out: list[Diagnostic] = []
-        self._local_cache: dict[str, bool] = {}
+        # bind answers outlive this validation while the host's addresses stay the same (config/localaddr.py)
+        self._local_cache = HOST_LOCAL.answers() if check_host else {}
+        self._unsure_binds = 0
 
     def err(self, message: str, loc: Location | None) -> None:
         self.out.append(error(message, loc))
@@ -43,6 +71,7 @@ class Validator:
     def run(self) -> list[Diagnostic]:
         self.unique_names()
         self.instances()
+        self.instance_network()
         self.sync_groups()
         self.tracking_references()
         self.sync_daemon()
@@ -127,6 +156,7 @@ class Validator:
                              "and rejects the instance", loc)
                 else:
                     self.warn(f"({inst.name}) has no virtual_ipaddress", loc)
+            self.advert_room(inst, family)
             adv = inst.advert_int
             if inst.version == 2:
                 if adv < 1:
@@ -168,6 +198,8 @@ class Validator:
                 self.err(f"({inst.name}) unicast_src_ip without unicast_peer: keepalived would silently fall back "
                          "to multicast; list the peers (or use mcast_src_ip for a multicast source address)",
                          inst.locs.get("unicast_src_ip"))
+            if strict_mode:
+                self.strict_instance(inst, family)
             if inst.priority == 255 and inst.state == "BACKUP" and "state" in inst.locs:
                 self.warn(f"({inst.name}) priority 255 makes it the address owner; state BACKUP is ignored",
                           inst.locs.get("state"))
@@ -179,6 +211,104 @@ class Validator:
                     if not _interface_exists(tracked.name):
                         self.warn(f"({inst.name}) tracked interface {tracked.name} does not exist on this host",
                                   tracked.locs.get("name"))
+
+    def instance_network(self) -> None:
+        """virtual_routes / virtual_rules, use_vmac and garp_extra_if: what the instance would fail to start on."""
+        from lvsconsole.vrrp.params import extra_args, garp_extra_args
+        from lvsconsole.vrrp.routes import RouteSyntaxError, parse_route, parse_rule, route_tables
+        from lvsconsole.vrrp.vmac import vmac_spec
+
+        c = self.config
+        tables = route_tables()
+        try:
+            garp_extra_args(extra_args(c.global_defs.extra, "vrrp_garp_extra_if"))
+        except ValueError as exc:  # keepalived reports it and goes on without
+            self.warn(f"vrrp_{exc}; ignored", c.global_defs.locs.get("vrrp_garp_extra_if"))
+        for inst in c.instances:
+            family = instance_family(inst)
+            for key, lines in (("virtual_routes", inst.virtual_routes), ("virtual_rules", inst.virtual_rules)):
+                parse = parse_route if key == "virtual_routes" else parse_rule
+                for i, words in enumerate(lines):
+                    try:
+                        parse(words, default_family=family, tables=tables)
+                    except RouteSyntaxError as exc:
+                        # keepalived logs the line and skips it; the instance runs without it
+                        self.warn(f"({inst.name}) {key}: {exc} in '{' '.join(words)}'; the line is skipped",
+                                  inst.locs.get(f"{key}[{i}]", inst.locs.get(key)))
+            try:
+                garp_extra_args(extra_args(inst.extra, "garp_extra_if"))
+            except ValueError as exc:
+                self.warn(f"({inst.name}) {exc}; ignored", inst.locs.get("garp_extra_if"))
+            if inst.use_vmac is None:
+                continue
+            interface = inst.interface or c.global_defs.default_interface or ""
+            for problem in vmac_spec(inst.use_vmac, vrid=inst.virtual_router_id, base=interface, family=family)[1]:
+                self.warn(f"({inst.name}) {problem}", inst.locs.get("use_vmac"))
+            if inst.unicast_peer and extra_args(inst.extra, "vmac_xmit_base") is None:
+                self.warn(f"({inst.name}) use_vmac with unicast peers requires vmac_xmit_base; it is set "
+                          "(as keepalived does)", inst.locs.get("use_vmac"))
+
+    def advert_room(self, inst: m.VrrpInstance, family: int) -> None:
+        """An advert carries at most 255 addresses, and only as many as fit in one frame (keepalived moves the
+        rest to the excluded addresses, which are then never advertised). With a 1500-byte MTU that is 89
+        IPv6 addresses; any IPv4 count up to 255 fits."""
+        count = sum(1 for vip in inst.virtual_ipaddress if vip.address.version == family)
+        room = 255 if family == 4 else (1500 - 14 - 40 - 8) // 16
+        if count <= room:
+            return
+        where = inst.virtual_ipaddress[room].locs.get("address") or inst.locs.get("virtual_ipaddress")
+        if count > 255:
+            self.err(f"({inst.name}) {count} virtual addresses: an advert carries at most 255 (keepalived moves the "
+                     "rest to virtual_ipaddress_excluded); put them there", where)
+        else:
+            self.warn(f"({inst.name}) {count} IPv6 virtual addresses do not fit in one advert at MTU 1500 (at most "
+                      f"{room}); keepalived advertises the first ones only", where)
+
+    def strict_instance(self, inst: m.VrrpInstance, family: int) -> None:
+        """vrrp_strict (or strict_mode): keepalived's RFC-compliance rules for one instance.
+
+        keepalived rejects unicast; it resets the rest with a log line, which we report as warnings. It drops
+        authentication silently, which makes its adverts unacceptable to peers that authenticate: an error
+        here. Accept mode (the iptables rules keepalived adds without it) is out of lvsconsole's scope.
+        """
+        name = inst.name
+        where = inst.locs.get("name")
+        if inst.unicast_peer or "unicast_peer" in inst.locs:
+            self.err(f"({name}) unicast_peer is not allowed under vrrp_strict (VRRP is multicast): keepalived "
+                     "rejects the instance", inst.locs.get("unicast_peer"))
+        if inst.authentication is not None:
+            self.err(f"({name}) authentication is not allowed under vrrp_strict: keepalived would drop it and send "
+                     "unauthenticated adverts, which peers that authenticate ignore", inst.locs.get("authentication"))
+        if inst.state == "MASTER" and inst.priority != 255 and "state" in inst.locs:
+            self.warn(f"({name}) under vrrp_strict state MASTER must match being the address owner (priority 255): "
+                      "it starts as BACKUP (as keepalived does)", inst.locs.get("state"))
+        if inst.preempt_delay > 0:
+            self.warn(f"({name}) preempt_delay is incompatible with vrrp_strict and is ignored (as keepalived does)",
+                      inst.locs.get("preempt_delay"))
+        if inst.accept and inst.version == 2 and inst.priority != 255:
+            self.warn(f"({name}) accept mode with VRRPv2 does not comply with RFC 3768 and is reset under "
+                      "vrrp_strict (as keepalived does)", inst.locs.get("accept"))
+        resets = {
+            "garp_lower_prio_repeat": lambda a: bool(a) and a[0] not in ("0",),
+            "garp_lower_prio_delay": lambda a: bool(a) and a[0] not in ("0", "0.0"),
+            "lower_prio_no_advert": lambda a: bool(a) and a[0].lower() in ("false", "no", "off", "0"),
+            "higher_prio_send_advert": lambda a: not a or a[0].lower() not in ("false", "no", "off", "0"),
+            "skip_check_adv_addr": lambda a: not a or a[0].lower() not in ("false", "no", "off", "0"),
+        }
+        for keyword, args in inst.extra:
+            check = resets.get(keyword)
+            if check is not None and check(args):
+                text = " ".join((keyword, *args))
+                self.warn(f"({name}) '{text}' is reset under vrrp_strict (as keepalived does)", where)
+        if inst.use_vmac is not None and "vmac_xmit_base" in (k for k, _ in inst.extra):
+            self.warn(f"({name}) vmac_xmit_base is incompatible with vrrp_strict and is reset (as keepalived does)",
+                      where)
+        vips = inst.virtual_ipaddress
+        if family == 6 and vips and not inst.unicast_peer:
+            first = vips[0].address.ip
+            if isinstance(first, IPv6Address) and not first.is_link_local:
+                self.warn(f"({name}) under vrrp_strict the first IPv6 VIP must be link-local (RFC 5798 §5.2.9), not "
+                          f"{first}", vips[0].locs.get("address"))
 
     def sync_groups(self) -> None:
         names = {inst.name for inst in self.config.instances}
@@ -221,14 +351,38 @@ class Validator:
             for ref in track_files:
                 if ref.name not in files:
                     self.err(f"{owner} track_file: no track_file named '{ref.name}'", ref.locs.get("name"))
-        for vs in c.virtual_servers:
-            for rs in vs.real_servers:
-                for checker in rs.checkers:
-                    if isinstance(checker, m.FileCheck) and checker.track_file and checker.track_file not in files:
-                        self.err(f"FILE_CHECK: no track_file named '{checker.track_file}'",
-                                 checker.locs.get("track_file"))
+        # vrrp_track_process and track_process are kept as raw words (no locations): the holder's name is the place
+        processes = {words[0] for key, words in c.extra if key == "vrrp_track_process" and words}
+        for key, words in c.extra:
+            if key == "vrrp_track_process":
+                try:
+                    parse_track_process(words)
+                except ValueError as exc:
+                    self.err(str(exc), None)
+        raw_holders = [(f"({i.name})", i.extra, i.locs.get("name")) for i in c.instances]
+        raw_holders += [(f"vrrp_sync_group {g.name}", g.extra, g.locs.get("name")) for g in c.sync_groups]
+        for owner, extra, where in raw_holders:
+            for key, words in extra:
+                if key != "track_process":
+                    continue
+                for name, *rest in _raw_statements(words):
+                    if name not in processes:
+                        self.err(f"{owner} track_process: no vrrp_track_process named '{name}'", where)
+                    elif rest and not _weight_words(rest):
+                        self.err(f"{owner} track_process {name}: expected 'weight N [reverse|noreverse]' with N in "
+                                 f"-254..254, not '{' '.join(rest)}'", where)
+        for file_checks in _VS_FILE_CHECKS.each(c.virtual_servers):
+            for checker in file_checks:
+                if checker.track_file not in files:
+                    self.err(f"FILE_CHECK: no track_file named '{checker.track_file}'", checker.locs.get("track_file"))
 
     def sync_daemon(self) -> None:
+        peer = self.config.global_defs.lvs_sync_peer_http
+        if peer is not None:
+            try:
+                parse_listen_address(peer)
+            except ValueError as exc:
+                self.err(f"lvs_sync_peer_http: {exc}", self.config.global_defs.locs.get("lvs_sync_peer_http"))
         daemon = self.config.global_defs.lvs_sync_daemon
         if daemon is None:
             return
@@ -249,73 +403,88 @@ class Validator:
         for group in c.virtual_server_groups:
             if not group.entries:
                 self.warn(f"virtual_server_group {group.name} has no entries", group.locs.get("name"))
+        # a virtual server's findings depend on it, the VIPs, the group names and the host: kept while those stay
+        memo = VS_FINDINGS.start((frozenset(vips.items()), frozenset(groups), self.check_host),
+                                 self._local_cache if self.check_host else None)
         for vs in c.virtual_servers:
-            loc = vs.locs.get("key")
-            label = vs.key
-            if vs.group is not None and vs.group not in groups:
-                self.err(f"virtual_server group {vs.group}: no virtual_server_group named '{vs.group}'",
-                         vs.locs.get("group", loc))
-            if vs.address is not None and vs.port in (None, 0) and vs.persistence_timeout is None:
-                self.err(f"virtual_server {label} has no port: a port-0 service needs persistence_timeout", loc)
-            if vs.persistence_granularity is not None and vs.persistence_timeout is None:
-                self.warn(f"virtual_server {label}: persistence_granularity has no effect without "
-                          "persistence_timeout", vs.locs.get("persistence_granularity"))
-            if "ops" in vs.sched_flags and vs.protocol != "UDP" and vs.fwmark is None:
-                self.warn(f"virtual_server {label}: ops (one-packet scheduling) only applies to UDP",
-                          vs.locs.get("sched_flags"))
-            if vs.persistence_timeout is not None and "ops" in vs.sched_flags:
-                self.warn(f"virtual_server {label}: persistence and ops together pin each packet's client, "
-                          "not its connection", vs.locs.get("persistence_timeout"))
-            if not vs.real_servers and vs.sorry_server is None:
-                self.warn(f"virtual_server {label} has no real_server (keepalived ignores it)", loc)
-            total = sum(rs.weight for rs in vs.real_servers)
-            if vs.real_servers and vs.quorum > total:
-                self.warn(f"virtual_server {label}: quorum {vs.quorum} exceeds the total weight {total}, "
-                          "so quorum can never be reached", vs.locs.get("quorum"))
-            if vs.min_healthy is not None and vs.real_servers and vs.min_healthy.required(len(vs.real_servers)) > len(
-                    vs.real_servers):
-                self.warn(f"virtual_server {label}: min_healthy {vs.min_healthy} exceeds its "
-                          f"{len(vs.real_servers)} real servers, so checks can never depool one",
-                          vs.locs.get("min_healthy"))
-            if vs.hysteresis and vs.hysteresis >= vs.quorum:
-                self.warn(f"virtual_server {label}: hysteresis {vs.hysteresis} >= quorum {vs.quorum}",
-                          vs.locs.get("hysteresis"))
-            vs_family = vs.address.version if vs.address is not None else None
-            for rs in vs.real_servers:
-                rs_loc = rs.locs.get("address")
-                method = rs.lvs_method or vs.lvs_method
-                if vs_family is not None and rs.address.version != vs_family and method.kind != "TUN":
-                    self.err(f"real_server {rs.address} is not of the address family of virtual_server {label}; "
-                             "only TUN can mix families", rs_loc)
-                if rs.address in vips:
-                    self.warn(
-                        f"real_server {rs.address} is a VIP of ({vips[rs.address]}): the director would "
-                        "forward to itself (the LVS-DR trap; the VIP belongs on the real servers' lo)",
-                        rs_loc,
-                    )
-                elif rs.address.is_loopback or (self.check_host and self._is_local(rs.address)):
-                    self.warn(f"real_server {rs.address} is a local address of this director: traffic would be "
-                              "forwarded to the director itself", rs_loc)
-                if rs.lthreshold and rs.uthreshold and rs.lthreshold > rs.uthreshold:
-                    self.err(f"real_server {rs.address}: lthreshold {rs.lthreshold} > uthreshold {rs.uthreshold}",
-                             rs.locs.get("lthreshold"))
+            found = memo.get(vs)
+            if found is None:
+                mark, unsure = len(self.out), self._unsure_binds
+                self._virtual_server(vs, groups, vips)
+                if self._unsure_binds == unsure:
+                    memo.put(vs, tuple(self.out[mark:]))
+            else:
+                self.out.extend(found)
+
+    def _virtual_server(self, vs: m.VirtualServer, groups: dict[str, m.VirtualServerGroup],
+                        vips: dict[IPv4Address | IPv6Address, str]) -> None:
+        loc = vs.locs.get("key")
+        label = vs.key
+        if vs.group is not None and vs.group not in groups:
+            self.err(f"virtual_server group {vs.group}: no virtual_server_group named '{vs.group}'",
+                     vs.locs.get("group", loc))
+        if vs.address is not None and vs.port in (None, 0) and vs.persistence_timeout is None:
+            self.err(f"virtual_server {label} has no port: a port-0 service needs persistence_timeout", loc)
+        if vs.persistence_granularity is not None and vs.persistence_timeout is None:
+            self.warn(f"virtual_server {label}: persistence_granularity has no effect without "
+                      "persistence_timeout", vs.locs.get("persistence_granularity"))
+        if "ops" in vs.sched_flags and vs.protocol != "UDP" and vs.fwmark is None:
+            self.warn(f"virtual_server {label}: ops (one-packet scheduling) only applies to UDP",
+                      vs.locs.get("sched_flags"))
+        if vs.persistence_timeout is not None and "ops" in vs.sched_flags:
+            self.warn(f"virtual_server {label}: persistence and ops together pin each packet's client, "
+                      "not its connection", vs.locs.get("persistence_timeout"))
+        if not vs.real_servers and vs.sorry_server is None:
+            self.warn(f"virtual_server {label} has no real_server (keepalived ignores it)", loc)
+        total = sum(rs.weight for rs in vs.real_servers)
+        if vs.real_servers and vs.quorum > total:
+            self.warn(f"virtual_server {label}: quorum {vs.quorum} exceeds the total weight {total}, "
+                      "so quorum can never be reached", vs.locs.get("quorum"))
+        if vs.min_healthy is not None and vs.real_servers and vs.min_healthy.required(len(vs.real_servers)) > len(
+                vs.real_servers):
+            self.warn(f"virtual_server {label}: min_healthy {vs.min_healthy} exceeds its "
+                      f"{len(vs.real_servers)} real servers, so checks can never depool one",
+                      vs.locs.get("min_healthy"))
+        if vs.hysteresis and vs.hysteresis >= vs.quorum:
+            self.warn(f"virtual_server {label}: hysteresis {vs.hysteresis} >= quorum {vs.quorum}",
+                      vs.locs.get("hysteresis"))
+        vs_family = vs.address.version if vs.address is not None else None
+        for rs in vs.real_servers:
+            rs_loc = rs.locs.get("address")
+            method = rs.lvs_method or vs.lvs_method
+            if vs_family is not None and rs.address.version != vs_family and method.kind != "TUN":
+                self.err(f"real_server {rs.address} is not of the address family of virtual_server {label}; "
+                         "only TUN can mix families", rs_loc)
+            if rs.address in vips:
+                self.warn(
+                    f"real_server {rs.address} is a VIP of ({vips[rs.address]}): the director would "
+                    "forward to itself (the LVS-DR trap; the VIP belongs on the real servers' lo)",
+                    rs_loc,
+                )
+            elif rs.address.is_loopback or (self.check_host and self._is_local(rs.address)):
+                self.warn(f"real_server {rs.address} is a local address of this director: traffic would be "
+                          "forwarded to the director itself", rs_loc)
+            if rs.lthreshold and rs.uthreshold and rs.lthreshold > rs.uthreshold:
+                self.err(f"real_server {rs.address}: lthreshold {rs.lthreshold} > uthreshold {rs.uthreshold}",
+                         rs.locs.get("lthreshold"))
 
     def _is_local(self, address: IPv4Address | IPv6Address) -> bool:
         """An address is local when the kernel lets us bind to it (no freebind): cheap and exact."""
-        key = str(address)
-        cached = self._local_cache.get(key)
+        cached = self._local_cache.get(address)
         if cached is not None:
             return cached
         family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-        local = False
         try:
             with socket.socket(family, socket.SOCK_DGRAM) as sock:
-                sock.bind((key, 0))
-                local = True
+                sock.bind((str(address), 0))
         except OSError as exc:
-            local = exc.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT, errno.EINVAL)
-        self._local_cache[key] = local
-        return local
+            if exc.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT, errno.EINVAL):
+                self._unsure_binds += 1
+                return True  # not a clear no (out of sockets …): said local, asked again next time
+            self._local_cache[address] = False
+            return False
+        self._local_cache[address] = True
+        return True
 
     # ------------------------------------------------------------------------------ scripts
 
@@ -369,20 +538,37 @@ class Validator:
             if sc.script is not None:
                 own = sc.user or (sc.script.user, sc.script.group)
                 yield f"vrrp_script {sc.name}", sc.script, tuple(own), sc.locs.get("script")
-        for vs in c.virtual_servers:
-            for key in ("quorum_up", "quorum_down"):
-                script = getattr(vs, key)
-                if script is not None:
-                    yield f"virtual_server {vs.key} {key}", script, (script.user, script.group), vs.locs.get(key)
-            for rs in vs.real_servers:
-                for key in ("notify_up", "notify_down"):
-                    script = getattr(rs, key)
-                    if script is not None:
-                        yield f"real_server {rs.address} {key}", script, (script.user, script.group), rs.locs.get(key)
-                for checker in rs.checkers:
-                    if isinstance(checker, m.MiscCheck) and checker.misc_path is not None:
-                        yield (f"real_server {rs.address} MISC_CHECK", checker.misc_path, tuple(checker.user),
-                               checker.locs.get("misc_path"))
+        for found in _VS_SCRIPTS.each(c.virtual_servers):
+            yield from found
+
+
+def _vs_scripts(vs: m.VirtualServer) -> tuple[tuple[str, m.Script, tuple[str | None, ...], Location | None], ...]:
+    """The scripts of one virtual server, as ``Validator._all_scripts`` lists them."""
+    out: list[tuple[str, m.Script, tuple[str | None, ...], Location | None]] = []
+    for key in ("quorum_up", "quorum_down"):
+        script = getattr(vs, key)
+        if script is not None:
+            out.append((f"virtual_server {vs.key} {key}", script, (script.user, script.group), vs.locs.get(key)))
+    for rs in vs.real_servers:
+        for key in ("notify_up", "notify_down"):
+            script = getattr(rs, key)
+            if script is not None:
+                out.append((f"real_server {rs.address} {key}", script, (script.user, script.group), rs.locs.get(key)))
+        for checker in rs.checkers:
+            if isinstance(checker, m.MiscCheck) and checker.misc_path is not None:
+                out.append((f"real_server {rs.address} MISC_CHECK", checker.misc_path, tuple(checker.user),
+                            checker.locs.get("misc_path")))
+    return tuple(out)
+
+
+def _vs_file_checks(vs: m.VirtualServer) -> tuple[m.FileCheck, ...]:
+    return tuple(checker for rs in vs.real_servers for checker in rs.checkers
+                 if isinstance(checker, m.FileCheck) and checker.track_file)
+
+
+# what is listed from each virtual server is kept per model object: a reload shares most of them
+_VS_SCRIPTS = PerObject(_vs_scripts, key=lambda vs: vs.key)
+_VS_FILE_CHECKS = PerObject(_vs_file_checks, key=lambda vs: vs.key)
 
 
 def _interface_exists(name: str) -> bool:

@@ -19,6 +19,7 @@ from lvsconsole.config import model as m
 from lvsconsole.config import schema as s
 from lvsconsole.engine.director_api import ADMIN_STATES, AdminState
 from lvsconsole.engine.errors import CommandError
+from lvsconsole.engine.listen import parse_listen_address
 from lvsconsole.engine.refs import RsRef, VsRef, parse_vip
 from lvsconsole.engine.walk import Token, UnterminatedQuote, Walker, tokenize
 
@@ -28,7 +29,12 @@ show vrrp radar           every VRRP sender heard on the wire: priority, jitter,
 show config [running|candidate] | show diff | show stats | show overrides
 show history [VERSION]    applied configs (who, when, how), or one of them
 show blame [vs VS|rs RS [in VS]]   the version that last changed each virtual/real server, and who
-drain RS [in VS] [--force]    = state drain: existing connections finish, new ones go elsewhere
+drain RS [in VS] [--force] [--until-empty] [--timeout S] [then remove]
+                          = state drain: existing connections finish, new ones go elsewhere; the engine samples
+                          the server's connections at 5 Hz and fits an ETA (show drain). --until-empty: the watch
+                          ends at 0 active and 0 inactive (persistence templates may remain); then remove: then
+                          maint (enable brings it back); --timeout S: give up after S s (removes with then remove)
+show drain [RS [in VS]]   watched drains: counts, sample rate, decay rate, ETA, phase
 undrain RS [in VS]        back to the configured weight (clears drain and a runtime weight)
 weight RS N|N% [in VS]    a runtime weight (N% of the configured weight)
 disable RS [in VS] [--force]  = state maint;  enable RS [in VS] puts it back (checks resume)
@@ -46,8 +52,18 @@ vrrp priority INSTANCE N|default  |  vrrp failover INSTANCE
 script test SCRIPT  |  script test misc RS [in VS]   run a vrrp_script / MISC_CHECK once now (a dry test)
 show checks RS [in VS]    the health-check flight recorder: last probes, reasons, latency, flap score
 check now RS [in VS]      run the real server's health checks once now (the result counts, as a scheduled one)
+show conns [client IP[:PORT]] [server RS] [vs VS] [--json]   the IPVS connection table, searched (flows and
+                          persistence templates)
+trace IP[:PORT] to VS [--json]   which real server gets that client, and why (connection, persistence template,
+                          scheduler)
+show sync coverage [from HOST:PORT] [--json]   the share of our established flows the peer director holds (its
+                          metrics endpoint; default global_defs lvs_sync_peer_http): what a failover now would keep
 validate | diff [VERSION [VERSION]] | commit [--force] | rollback [VERSION] | reload | write | help [WORD]
 commit confirmed SECONDS [--force]   apply; rolls back by itself unless 'confirm' follows in time (again: extends)
+show drift [--json]       kernel state that differs from intent (dest deleted/added by hand, weight changed
+                          outside, service edited or deleted, VIP removed), each with a stable ID
+drift reconcile [ID|all]  push intent back to the kernel;  drift adopt [ID|all]  write the kernel's value into
+                          the candidate config (then diff and commit). global_defs ipvs_drift repair|hold
 confirm                   keep the pending 'commit confirmed'
 
 RS: IP:port, [IPv6]:port or IP (every port).  VS: IP:port[/tcp|/udp|/sctp], fwmark N or group NAME.
@@ -102,7 +118,7 @@ class Command:
 
 
 ShowTopic: TypeAlias = Literal["vrrp", "vs", "rs", "log", "config", "diff", "stats", "history", "overrides",
-                              "blame", "checks"]
+                              "blame", "checks", "conns", "sync", "drain", "drift"]
 Version: TypeAlias = int | str
 """A version of the config history: N back from running (0 = running), or a digest prefix (lower-case hex)."""
 
@@ -121,6 +137,12 @@ class Show(Command):
     """``show vrrp radar``: every VRRP sender heard on the wire, and the dual-master alarms."""
     version: Version | None = None
     """``show history VERSION``: that one version."""
+    client: RsRef | None = None
+    """``show conns client IP[:PORT]``: the client's connections (any port when it has none)."""
+    peer: Word | None = None
+    """``show sync coverage from HOST:PORT``: the peer director's metrics endpoint."""
+    json: bool = False
+    """``show drift --json``: the message is the JSON of the data."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,7 +165,14 @@ class SetState(RsCommand):
 
 @dataclass(frozen=True, kw_only=True)
 class Drain(RsCommand):
-    """Weight 0: existing connections finish, new ones go elsewhere."""
+    """Weight 0: existing connections finish, new ones go elsewhere; the engine watches the counts fall."""
+
+    until_empty: bool = False
+    """``--until-empty``: the watch ends when ActiveConn and InActConn are 0 (persistence templates may remain)."""
+    timeout: float | None = None
+    """``--timeout S``: stop waiting after S seconds (then remove, or report timed-out and hold at weight 0)."""
+    then_remove: bool = False
+    """``then remove``: when empty (or at the timeout), put the server into maint (out of IPVS, checks paused)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -363,6 +392,31 @@ class CheckNow(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Trace(Command):
+    """Which real server of ``vs`` a packet from ``client`` reaches, and why (ipvs/trace.py)."""
+
+    client: RsRef
+    vs: VsRef
+    json: bool = False
+    """``--json``: the message is the JSON of the data."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriftReconcile(Command):
+    """Push intent back over drift items (``item`` an id or id prefix; None = all of them)."""
+
+    item: str | None = None
+    MUTATES: ClassVar[bool] = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class DriftAdopt(EditCommand):
+    """Write the kernel's side of drift items into the candidate config (``item`` None = all of them)."""
+
+    item: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class ScriptTest(Command):
     """Run the vrrp_script ``name``, or the MISC_CHECK(s) of real server ``rs``, once now; the result reaches
     neither the tracking nor the check state."""
@@ -418,6 +472,7 @@ def value_choices(keyword: str) -> tuple[str, ...]:
 # ---------------------------------------------------------------------------------------------- grammar
 
 SLOT_KINDS = ("instance", "vs", "rs", "vip", "int", "weight", "value", "word", "script", "version", "seconds",
+              "client", "peer", "drift",
               "field:global", "field:vrrp", "field:vs", "field:rs")
 
 
@@ -452,6 +507,14 @@ def _vip_action(s_: str, loc: int, toks: pp.ParseResults) -> Word:
 
 
 def _word_action(s_: str, loc: int, toks: pp.ParseResults) -> Word:
+    return Word(toks[0], _col(loc))
+
+
+def _peer_action(s_: str, loc: int, toks: pp.ParseResults) -> Word:
+    try:
+        parse_listen_address(toks[0])
+    except ValueError as exc:
+        raise _fatal(s_, loc, str(exc)) from None
     return Word(toks[0], _col(loc))
 
 
@@ -510,6 +573,8 @@ class _Grammar:
         value = _slot("value", pp.Regex(r""""(?:[^"\\]|\\.)*"|'[^']*'|[^\s"';]+""")).add_parse_action(_value_action)
         weight = _slot("weight", pp.Regex(r"[0-9]+%?"))
         version = _slot("version", pp.Regex(r"[0-9A-Fa-f]+")).add_parse_action(_version_action)
+        client = _slot("client", pp.Regex(endpoint)).add_parse_action(_rs_action)
+        peer = _slot("peer", pp.Regex(r"[^\s;]+")).add_parse_action(_peer_action)
         seconds = _slot("seconds", pp.Regex(r"[0-9]+(?:\.[0-9]+)?")).add_parse_action(lambda t: float(t[0]))
 
         def field_slot(target: str) -> pp.ParserElement:
@@ -531,13 +596,26 @@ class _Grammar:
             | kw("overrides")("topic")
             | (kw("blame")("topic") + pp.Opt((kw("vs") + self.vs("vs")) | (kw("rs") + rs_in)))
             | (kw("checks")("topic") + rs_in)
+            | (kw("conns")("topic") + pp.Opt(kw("client") + client("client")) + pp.Opt(kw("server") + self.rs("rs"))
+               + pp.Opt(kw("vs") + self.vs("vs")) + pp.Opt(kw("--json")("json")))
+            | (kw("sync")("topic") + kw("coverage") + pp.Opt(kw("from") + peer("peer")) + pp.Opt(kw("--json")("json")))
+            | (kw("drain")("topic") + pp.Opt(rs_in))
+            | (kw("drift")("topic") + pp.Opt(kw("--json")("json")))
         )
         show.add_parse_action(lambda t: Show(
             topic=t["topic"], instance=t.get("instance"), vs=_get(t, "vs"), rs=t.get("rs"), count=t.get("count"),
             which=t.get("which", "running"), explain="explain" in t, radar="radar" in t,
-            version=_get(t, "version")))
+            version=_get(t, "version"), client=_get(t, "client"), peer=_get(t, "peer"), json="json" in t))
 
         force = pp.Opt(kw("--force")("force"))
+
+        drain_option = (kw("--force")("force") | kw("--until-empty")("until_empty")
+                        | (kw("--timeout") + seconds("timeout")))
+        drain_cmd = (kw("drain") + rs_in + pp.ZeroOrMore(drain_option)
+                     + pp.Opt(kw("then") + kw("remove")("then_remove")))
+        drain_cmd.add_parse_action(lambda t: Drain(
+            rs=t["rs"], vs=_get(t, "vs"), force="force" in t, until_empty="until_empty" in t,
+            timeout=_get(t, "timeout"), then_remove="then_remove" in t))
 
         def rs_command(verb: str, cls: type[RsCommand], guarded: bool = False) -> pp.ParserElement:
             expr = kw(verb) + rs_in + force if guarded else kw(verb) + rs_in
@@ -613,19 +691,27 @@ class _Grammar:
         )
         check_cmd = (pp.Suppress(kw("check") + kw("now")) + rs_in).add_parse_action(
             lambda t: CheckNow(rs=t["rs"], vs=_get(t, "vs")))
+        trace_cmd = (kw("trace") + client("client") + kw("to") + pp.Opt(kw("vs")) + self.vs("vs")
+                     + pp.Opt(kw("--json")("json"))).add_parse_action(
+            lambda t: Trace(client=_get(t, "client"), vs=_get(t, "vs"), json="json" in t))
+        drift_id = _slot("drift", pp.Regex(r"all\b|[0-9A-Fa-f]{1,8}\b"))
+        drift_cmd = (pp.Suppress(kw("drift")) + (kw("reconcile") | kw("adopt"))("action")
+                     + pp.Opt(drift_id("item"))).add_parse_action(
+            lambda t: (DriftReconcile if t["action"] == "reconcile" else DriftAdopt)(
+                item=None if t.get("item") in (None, "all") else str(t["item"]).lower()))
         help_cmd = (kw("help") + pp.ZeroOrMore(_slot("word", pp.Regex(r"\S+")))("words")).add_parse_action(
             lambda t: Help(words=tuple(t.get("words", ()))))
 
         self.command = pp.MatchFirst([
             show,
-            rs_command("drain", Drain, guarded=True), rs_command("undrain", Undrain), weight_cmd,
+            drain_cmd, rs_command("undrain", Undrain), weight_cmd,
             rs_command("disable", Disable, guarded=True), rs_command("enable", Enable),
             state_cmd, set_cmd, unset_cmd, add_cmd, delete_cmd, vrrp_cmd,
             bare("validate", Validate), diff_cmd,
             (kw("commit") + pp.Opt(kw("confirmed") + seconds("seconds")) + force).add_parse_action(
                 lambda t: Commit(force="force" in t, confirmed=_get(t, "seconds"))),
             bare("confirm", Confirm), rollback,
-            bare("reload", Reload), bare("write", Write), help_cmd, script_cmd, check_cmd,
+            bare("reload", Reload), bare("write", Write), help_cmd, script_cmd, check_cmd, trace_cmd, drift_cmd,
         ])
         self.walker = Walker(self.command)
 
@@ -641,7 +727,8 @@ def grammar() -> _Grammar:
 
 
 VERBS = ("show", "drain", "undrain", "weight", "disable", "enable", "set", "unset", "add", "delete", "vrrp",
-         "validate", "diff", "commit", "confirm", "rollback", "reload", "write", "help", "script", "check")
+         "validate", "diff", "commit", "confirm", "rollback", "reload", "write", "help", "script", "check", "trace",
+         "drift")
 
 
 # ---------------------------------------------------------------------------------------------- parsing
@@ -661,6 +748,7 @@ def _describe(terminal: pp.ParserElement) -> str:
         "instance": "a vrrp_instance name", "vip": "an address (IP or IP/len)", "int": "a number",
         "weight": "a weight (N or N%)", "value": "a value", "word": "a word", "script": "a vrrp_script name",
         "version": "a version (N back, or a digest prefix)", "seconds": "a number of seconds",
+        "client": "a client address (IP or IP:PORT)", "peer": "the peer's metrics endpoint (HOST:PORT)",
     }.get(name, name or "a word")
 
 
@@ -756,6 +844,8 @@ class Names:
     vips: tuple[str, ...] = ()
     scripts: tuple[str, ...] = ()
     """vrrp_script names (for ``script test``)."""
+    drift: tuple[str, ...] = ()
+    """Ids of the drift items now (for ``drift reconcile`` / ``drift adopt``)."""
 
 
 CompletionKind: TypeAlias = Literal["keyword", "instance", "vs", "rs", "vip", "field", "value", "script"]
@@ -782,6 +872,8 @@ def _slot_candidates(kind: str, names: Names, previous: str) -> list[tuple[str, 
         return [(n, "script", "vrrp_script") for n in names.scripts]
     if kind == "vip":
         return [(n, "vip", "virtual address") for n in names.vips]
+    if kind == "drift":
+        return [("all", "keyword", "every drift item"), *((n, "keyword", "drift item") for n in names.drift)]
     if kind.startswith("field:"):
         target = kind.partition(":")[2]
         return [(f, "field", f"{target} keyword") for f in FIELDS[target]]

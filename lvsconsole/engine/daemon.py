@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TextIO
 from lvsconsole.config.lexer import ConfigReadError
 from lvsconsole.engine.audit import DEFAULT_SYSLOG, SyslogAudit, forward_audit
 from lvsconsole.engine.bus import EventBus, Subscription
+from lvsconsole.engine.commands import grammar
 from lvsconsole.engine.control import DEFAULT_SOCKET, ControlServer, ControlSocketError
 from lvsconsole.engine.director import Director
 from lvsconsole.engine.events import EngineWarning, Event, OperatorAction
@@ -33,6 +34,11 @@ if TYPE_CHECKING:
     from lvsconsole.engine.metrics_http import MetricsServer
 
 log = logging.getLogger("lvsconsole")
+# Every alarm the engine logs also reaches the operator as a bus event (print_events). Without a handler of its
+# own, a warning of an `lvsconsole.*` logger would fall to Python's lastResort handler and be printed on stderr
+# a second time. Records still propagate to whatever handlers the root logger has.
+if not any(isinstance(handler, logging.NullHandler) for handler in log.handlers):
+    log.addHandler(logging.NullHandler())
 
 
 @dataclass
@@ -80,6 +86,7 @@ async def running_engine(path: str, *, dry_run: bool = False, socket_path: str |
         backend = open_backend(dry_run)
     director = Director(store.running.config, backend=backend, bus=bus, dry_run=dry_run)
     executor = CommandExecutor(director, store, bus)
+    grammar()  # built now rather than by the first command, often a SIGHUP reload that should be quick
     server = None
     exporter: MetricsServer | None = None
     await director.start()

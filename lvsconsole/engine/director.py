@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from lvsconsole.check.from_config import build_checks
+from lvsconsole.check.ha_suspend import HaSuspend
 from lvsconsole.check.policy import Action as CheckAction
 from lvsconsole.check.policy import CheckerRef, LogEvent, RealServerState
 from lvsconsole.check.policy import RsRef as PolicyRef
@@ -31,6 +32,8 @@ from lvsconsole.config import model as m
 from lvsconsole.config.diff import ReloadPlan
 from lvsconsole.engine.bus import EventBus
 from lvsconsole.engine.checkflight import CheckFlight
+from lvsconsole.engine.connsource import ConnSource
+from lvsconsole.engine.desired import VsShape, VsShapes, add_entries, entries_of, table_with_retiring
 from lvsconsole.engine.director_api import (
     DirectorError,
     DirectorSnapshot,
@@ -40,11 +43,17 @@ from lvsconsole.engine.director_api import (
     RsId,
     VirtualServerView,
     VrrpInstanceView,
+    real_server_view,
 )
+from lvsconsole.engine.drainsampler import DestRef, DrainSampler, Source, WatchedServer
+from lvsconsole.engine.drainwatch import DrainPlan
+from lvsconsole.engine.drift import drift_events, drift_views, held_vips, item_event
 from lvsconsole.engine.events import (
     CheckResumed,
     CheckStalled,
     EngineWarning,
+    IpvsDriftCleared,
+    IpvsDriftDetected,
     LogLine,
     LoopLagWarning,
     PoolFloorHeld,
@@ -59,18 +68,25 @@ from lvsconsole.engine.events import (
     VrrpTransition,
 )
 from lvsconsole.engine.guard import floor_keep
-from lvsconsole.engine.keys import configured_servers, rs_id, rs_key, vs_key
+from lvsconsole.engine.keys import configured_servers, rs_id, rs_key
 from lvsconsole.engine.layout import Layout, VirtualServerLayout, build_layout, table_weights
+from lvsconsole.engine.listen import ListenAddress
 from lvsconsole.engine.looplag import LagExceeded, LoopLagMonitor, Margin, Notice
 from lvsconsole.engine.notify import Notifier
 from lvsconsole.engine.retire import Removal, RetirePlanner
-from lvsconsole.engine.retirees import RetiringServer, add_retiring, removed_servers, removed_vs_view, server_view
+from lvsconsole.engine.retirees import RetiringServer, reload_removals, removed_vs_view, server_view
 from lvsconsole.engine.scripts import ScriptRunLog
+from lvsconsole.engine.slowstart import SlowStarter
+from lvsconsole.engine.synccoverage import Coverage
 from lvsconsole.ipvs.backend import ZERO_COUNTERS, ZERO_DEST_COUNTERS, Backend, Counters, Stats
-from lvsconsole.ipvs.from_config import real_server_dest, sorry_server_dest, virtual_services
+from lvsconsole.ipvs.conntable import Connection
+from lvsconsole.ipvs.drift import DriftLedger, detect_vips
+from lvsconsole.ipvs.from_config import real_server_dest, sorry_server_dest
 from lvsconsole.ipvs.sync import IpvsSync, SyncDaemonParams, SyncEvent, SyncRole
-from lvsconsole.ipvs.table import Dest, DestKey, Service, ServiceKey, Table
+from lvsconsole.ipvs.table import Dest, DestKey, Service, ServiceEntry, ServiceKey, Table
+from lvsconsole.ipvs.trace import TraceInput
 from lvsconsole.scripts.report import ScriptRun
+from lvsconsole.vrrp.addresses import present_addresses
 from lvsconsole.vrrp.events import (
     InstanceStateChanged,
     RadarAlarmCleared,
@@ -88,6 +104,8 @@ log = logging.getLogger("lvsconsole.engine")
 STATS_INTERVAL = 1.0
 SNAPSHOT_SLICE = 0.005
 """How long ``snapshot_sliced`` holds the loop at a time (VRRP timers and a console's keys wait meanwhile)."""
+VIP_DRIFT_INTERVAL = 10.0
+"""Seconds between two looks for VIPs removed by hand (the IPVS check interval when IPVS runs)."""
 NOTIFY_CLOSE_GRACE = 5.0
 """How long stop() waits for notify scripts (STOP ones included) and SMTP alerts still running."""
 _LEVELS = {"debug": "debug", "info": "info", "notice": "notice", "warning": "warning", "error": "error"}
@@ -108,7 +126,8 @@ class Director:
     """Implements engine.director_api.DirectorCore over VrrpService, CheckService and IpvsSync."""
 
     def __init__(self, config: m.Config, *, backend: Backend, bus: EventBus, dry_run: bool = False,
-                 run_checks: bool = True, check_concurrency: int | None = None) -> None:
+                 run_checks: bool = True, check_concurrency: int | None = None,
+                 drain_sample_hz: float | None = None) -> None:
         self.config = config
         self.check_concurrency = check_concurrency
         """Health checks in flight at most (None: from the open-file limit, see check.service)."""
@@ -124,6 +143,8 @@ class Director:
         self.runtime_priority: dict[str, int] = {}
         self._stats = Stats()
         self._table = Table()
+        self._shapes = VsShapes()
+        """What each virtual server becomes in the desired table, and its last entries (engine/desired.py)."""
         self._layout: Layout | None = None
         """The config-only part of the snapshot views, for ``self.config`` (see ``_current_layout``)."""
         self._weights: tuple[Layout, Table, tuple[tuple[int | None, ...], ...]] | None = None
@@ -135,6 +156,8 @@ class Director:
         self._tasks: list[asyncio.Task[None]] = []
         self._apply_lock = asyncio.Lock()
         self._unlisten: list[object] = []
+        self._masters: set[str] = set()
+        """VRRP instances in MASTER state now (ha_suspend follows them)."""
         self._check_listeners: list[Callable[[CheckRecord], None]] = []
         self.notifier = Notifier(config, bus)
         self._script_log = ScriptRunLog()
@@ -145,7 +168,19 @@ class Director:
         self.check_recorder = CheckRecorder()
         """The last probes of every checker (``show checks``), kept across reloads."""
         self._check_flight = CheckFlight(self.check_recorder, lambda: self.checks)
+        self.vip_drift = DriftLedger()
+        """VIPs of our MASTER instances missing from their interfaces (listed in both ipvs_drift policies:
+        keepalived does not re-add a VIP removed by hand either; ``drift reconcile`` does)."""
         self.add_check_listener(self.check_recorder.record)
+        self.conns = ConnSource(backend, self._current_layout, self._absent_reason, bus.publish)
+        """The connection table, the tracer's inputs and the sync-coverage watcher (engine/connshow.py)."""
+        self._drain_hz = drain_sample_hz
+        """A sampling rate fixed by the caller (tests); None: global_defs drain_sample_rate, followed on reload."""
+        self.drains = DrainSampler(backend, bus, self._remove_drained,
+                                   hz=drain_sample_hz or config.global_defs.drain_sample_rate)
+        """Draining servers sampled at drain_sample_hz (``show drain``, the drain view)."""
+        self.slow_starts = SlowStarter(bus, self._ramp_weight)
+        """``undrain`` of a server with slow_start: its weight climbs back over that many seconds."""
 
     def add_check_listener(self, listener: Callable[[CheckRecord], None]) -> None:
         """Call ``listener`` with every completed check, across reloads (on the loop; keep it cheap).
@@ -164,7 +199,13 @@ class Director:
         for rid, override in self.overrides.items():
             if override.disabled:  # maint outlives a reload: its checks stay paused
                 service.pause(PolicyRef(rid.vs, rid.rs))
+        service.suspend_virtual_servers(HaSuspend.from_config(config).suspended(self._masters))
         return service
+
+    def _apply_ha_suspend(self) -> None:
+        """ha_suspend: checks of a virtual server run only while an instance owning its address is MASTER."""
+        if self.checks is not None:
+            self.checks.suspend_virtual_servers(HaSuspend.from_config(self.config).suspended(self._masters))
 
     # ------------------------------------------------------------------------------ life cycle
 
@@ -184,13 +225,19 @@ class Director:
             asyncio.create_task(self._table_loop(), name="lvsconsole-table"),
             asyncio.create_task(self._stats_loop(), name="lvsconsole-stats"),
             asyncio.create_task(self._retire_loop(), name="lvsconsole-retire"),
+            asyncio.create_task(self.drains.run(), name="lvsconsole-drain"),
         ]
+        if not self.dry_run:  # a dry run adds no address, so none can go missing
+            self._tasks.append(asyncio.create_task(self._vip_drift_loop(), name="lvsconsole-vip-drift"))
         self.loop_lag.start()
+        self.conns.configure(cfg.global_defs)
         self.bus.publish(LogLine(message=f"Director started with {len(cfg.instances)} VRRP instance(s), "
                                          f"{len(cfg.virtual_servers)} virtual server(s)", source="engine"))
 
     async def stop(self) -> None:
         await self.loop_lag.stop()
+        await self.conns.stop()
+        await self.slow_starts.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -214,51 +261,71 @@ class Director:
 
         With ``config`` it is a preview of that config (nothing changes): real servers the running config does
         not have count as up at their configured weight, as they would be once their checks pass, and one up at
-        its running weight takes its new configured weight."""
+        its running weight takes its new configured weight.
+
+        A virtual server of the running config whose model object, check results, kept servers and overrides
+        are those of the previous call keeps its entries (engine/desired.py): a change costs O(its virtual
+        server), here and in the IPVS sync."""
         policy = self.checks.policy if self.checks is not None else None
+        preview = config is not None
         running_weights = {rs_id(vs, rs): rs.weight for vs in self.config.virtual_servers
-                           for rs in vs.real_servers} if config is not None else {}
-        entries: list[tuple[Service, list[Dest]]] = []
-        for item in virtual_services(config or self.config):
-            vs = item.vs
-            key = vs_key(vs)
+                           for rs in vs.real_servers} if preview else None
+        overrides: dict[str, dict[str, Override]] = {}
+        for rid, override in self.overrides.items():
+            overrides.setdefault(rid.vs, {})[rid.rs] = override
+        built: dict[ServiceKey, ServiceEntry] = {}
+        for shape in self._shapes.of(config or self.config, remember=not preview):
+            key = shape.key
             live: dict[str, int] | None = None
             if policy is not None:
                 try:
                     live = policy.desired_dests(key)
                 except KeyError:
                     live = {}
-            for service in item.services:
-                dests: list[Dest] = []
-                kept = self._keep_floor(vs, key, live) if live is not None else ()
-                for rs in vs.real_servers:
-                    rkey = rs_key(vs, rs.address, rs.port if vs.fwmark is None else None)
-                    weight = rs.weight if live is None else live.get(rkey)
-                    if rkey in kept:
-                        weight = rs.weight
-                    elif config is not None and RsId(key, rkey) not in running_weights:
-                        weight = rs.weight if weight is None else weight
-                    elif config is not None and weight is not None and weight == running_weights[RsId(key, rkey)]:
-                        weight = rs.weight
-                    override = self.overrides.get(RsId(key, rkey))
-                    if override is not None:
-                        if override.disabled:
-                            continue
-                        if weight is not None and override.drain:
-                            weight = 0
-                        elif weight is not None and override.weight is not None and weight > 0:
-                            weight = override.weight
-                    if weight is None:
+            kept = self._keep_floor(shape.vs, key, live) if live is not None and shape.services else ()
+            vs_overrides = overrides.get(key, {})
+            inputs = (live, kept, tuple((rkey, o.drain, o.disabled, o.weight) for rkey, o in vs_overrides.items()))
+            entries = None if preview else shape.entries_for(inputs)
+            if entries is None:
+                entries = self._vs_entries(shape, live, kept, vs_overrides, running_weights)
+                if not preview:
+                    shape.remember(inputs, entries)
+            add_entries(built, entries)
+        return table_with_retiring(built, (retirement.subject for retirement in self.retiring))
+
+    @staticmethod
+    def _vs_entries(shape: VsShape, live: dict[str, int] | None, kept: tuple[str, ...], overrides: dict[str, Override],
+                    running_weights: dict[RsId, int] | None) -> tuple[ServiceEntry, ...]:
+        """The entries of one virtual server (see ``desired_table``; ``running_weights`` only for a preview)."""
+        vs, key = shape.vs, shape.key
+        pairs: list[tuple[Service, list[Dest]]] = []
+        for service in shape.services:
+            dests: list[Dest] = []
+            for rs, rkey in zip(vs.real_servers, shape.rs_keys, strict=True):
+                weight = rs.weight if live is None else live.get(rkey)
+                if rkey in kept:
+                    weight = rs.weight
+                elif running_weights is not None and RsId(key, rkey) not in running_weights:
+                    weight = rs.weight if weight is None else weight
+                elif running_weights is not None and weight is not None and weight == running_weights[RsId(key, rkey)]:
+                    weight = rs.weight
+                override = overrides.get(rkey)
+                if override is not None:
+                    if override.disabled:
                         continue
-                    dests.append(real_server_dest(vs, rs, service.key, weight))
-                if vs.sorry_server is not None and live is not None:
-                    skey = rs_key(vs, vs.sorry_server.address, vs.sorry_server.port or vs.port)
-                    sorry_weight = live.get(skey)
-                    if sorry_weight is not None:
-                        dests.append(sorry_server_dest(vs, service.key, sorry_weight))
-                entries.append((service, dests))
-        add_retiring(entries, (retirement.subject for retirement in self.retiring))
-        return Table(entries)
+                    if weight is not None and override.drain:
+                        weight = 0
+                    elif weight is not None and override.weight is not None and weight > 0:
+                        weight = override.weight
+                if weight is None:
+                    continue
+                dests.append(real_server_dest(vs, rs, service.key, weight))
+            if shape.sorry_key is not None and live is not None:
+                sorry_weight = live.get(shape.sorry_key)
+                if sorry_weight is not None:
+                    dests.append(sorry_server_dest(vs, service.key, sorry_weight))
+            pairs.append((service, dests))
+        return entries_of(pairs)
 
     def live_table(self) -> Table:
         """The IPVS table as last programmed (engine/impact.py previews against it)."""
@@ -354,9 +421,9 @@ class Director:
                 self.bus.publish(_retired_event(removal))
             await self._sync_table("drained")
 
-    def _begin_retirements(self, old: m.Config, old_table: Table, stats: Stats) -> list[RsId]:
-        """Drain the live real servers ``old`` had and the running config has not; returns those now draining."""
-        survivors = configured_servers(self.config)
+    def _begin_retirements(self, survivors: set[RsId], removed: list[RetiringServer], stats: Stats) -> list[RsId]:
+        """Drain the ``removed`` live real servers (``reload_removals``); draining ones back among ``survivors``
+        are kept. Returns those now draining."""
         for rid in [r.key for r in self.retiring if r.key in survivors]:
             self.retiring.keep(rid)
             self.bus.publish(LogLine(message=f"Service {rid.rs} back in VS {rid.vs} while draining: kept",
@@ -364,7 +431,7 @@ class Director:
         timeout = self.config.global_defs.drain_timeout
         begun = []
         now = time.monotonic()
-        for server in removed_servers(old, old_table, survivors):
+        for server in removed:
             if server.rid in self.retiring:
                 continue
             active = server.active(stats)
@@ -372,6 +439,7 @@ class Director:
                 begun.append(server.rid)
                 self.bus.publish(RealServerRetiring(vs=server.rid.vs, rs=server.rid.rs, active=active,
                                                     timeout=timeout))
+                self.drains.ensure(server.rid, [(s.key, d.key) for s, d in server.dests()], "reload")
         self._retire_wake.set()
         return begun
 
@@ -421,6 +489,11 @@ class Director:
             self.bus.publish(VrrpTransition(instance=event.instance, old=event.old.name, new=event.new.name,
                                             reason=event.reason, priority=event.priority))
             self._follow_sync_daemon(event.instance, event.new)
+            if event.new.name == "MASTER":
+                self._masters.add(event.instance)
+            else:
+                self._masters.discard(event.instance)
+            self._apply_ha_suspend()
         elif isinstance(event, SplitBrainStarted):
             self.bus.publish(SplitBrain(instance=event.instance, peer=str(event.peer),
                                         peer_priority=event.peer_priority, vrid=event.vrid))
@@ -467,9 +540,9 @@ class Director:
         self.bus.publish(event)
 
     def _on_ipvs_event(self, event: SyncEvent) -> None:
-        if event.kind == "drift":
-            self.bus.publish(EngineWarning(message=str(event.message), code="drift"))
-        elif event.kind == "error":
+        for drift_event in drift_events(event):
+            self.bus.publish(drift_event)
+        if event.kind == "error":
             self.bus.publish(EngineWarning(message=str(event.message), code="ipvs"))
 
     # ------------------------------------------------------------------------------ DirectorCore
@@ -522,14 +595,21 @@ class Director:
         stats = {
             "uptime": now - self.started_at,
             "ipvs_in_sync": self.ipvs.in_sync if self.ipvs is not None else False,
+            "ipvs_drift": len(self.vip_drift.items) + (len(self.ipvs.drift) if self.ipvs is not None else 0),
             "dry_run": self.dry_run,
             **self.loop_lag.stats(),
         }
         if self.checks is not None:
             cs = self.checks.snapshot(servers=False)
             stats.update(checks=cs.checks, checks_in_flight=cs.in_flight, check_lateness_p99=cs.lateness_p99)
+        sync_coverage = self.conns.coverage_json()
+        if sync_coverage is not None:
+            stats["sync_coverage"] = sync_coverage
         radar = self.vrrp.radar_report() if self.vrrp is not None else RadarReport()
-        return DirectorSnapshot(now, tuple(instances), tuple(views), stats, radar=radar)
+        held = (*(self.ipvs.drift if self.ipvs is not None else ()), *self.vip_drift.items)
+        drift = drift_views(held, self._current_layout()) if held else ()
+        return DirectorSnapshot(now, tuple(instances), tuple(views), stats, radar=radar, drift=tuple(
+            dict(view) for view in drift))
 
     def _with_retiring(self, views: list[VirtualServerView], now: float) -> list[VirtualServerView]:
         """``views`` plus the draining servers a reload removed, under their VS (kept in the list if it went too)."""
@@ -614,7 +694,7 @@ class Director:
                 rs_cps = sum(dc.cps for dc in parts)
                 rs_bps = sum(dc.inbps + dc.outbps for dc in parts)
                 traffic = _summed(parts)
-            rs_views.append(RealServerView(
+            rs_views.append(real_server_view(
                 key=rs.rid.rs, address=rs.address, port=rs.port, forward=rs.forward,
                 weight=weight, config_weight=rs.config_weight, health=health,
                 active_conns=active, inactive_conns=inactive, persist_conns=persist, cps=rs_cps, bps=rs_bps,
@@ -637,13 +717,19 @@ class Director:
         )
 
     async def set_override(self, targets: Sequence[RsId], change: OverrideChange) -> Sequence[str]:
+        ramps: list[tuple[RsId, int, float]] = []
         for target in targets:
+            self.slow_starts.cancel(target)  # the operator's latest word wins over a ramp in progress
             override = self.overrides.setdefault(target, Override())
             if change.kind == "drain":
                 override.drain = True
             elif change.kind == "undrain":
+                ramp = self._slow_start_of(target) if override.drain else None
                 override.drain = False
                 override.weight = None
+                if ramp is not None:
+                    override.weight = 1
+                    ramps.append((target, *ramp))
             elif change.kind == "weight":
                 override.weight = change.weight
             elif change.kind == "disable":
@@ -661,17 +747,78 @@ class Director:
             if override.empty:
                 del self.overrides[target]
         cause = f"operator state {change.state}" if change.kind == "state" else f"operator {change.kind}"
-        return await self._sync_table(cause)
+        applied = await self._sync_table(cause)
+        self._follow_drains(targets, "state" if change.kind == "state" else "operator")
+        for target, weight, seconds in ramps:
+            self.slow_starts.start(target, weight, seconds)
+        return applied
+
+    def _slow_start_of(self, target: RsId) -> tuple[int, float] | None:
+        """(configured weight, slow_start seconds) of the real server, when it has a slow start (rs wins over vs)."""
+        for vs in self.config.virtual_servers:
+            for rs in vs.real_servers:
+                if rs_id(vs, rs) == target:
+                    seconds = rs.slow_start if rs.slow_start is not None else vs.slow_start
+                    return (rs.weight, seconds) if seconds and rs.weight > 1 else None
+        return None
+
+    async def _ramp_weight(self, target: RsId, weight: int | None) -> None:
+        """A slow start's step: the runtime weight, straight (``set_override`` would cancel the ramp)."""
+        override = self.overrides.get(target)
+        if override is None or override.drain or override.disabled:
+            return
+        override.weight = weight
+        if override.empty:
+            del self.overrides[target]
+        await self._sync_table("slow start")
+
+    # ------------------------------------------------------------------------------ drain watches
+
+    def _follow_drains(self, targets: Sequence[RsId], source: Source) -> None:
+        """Draining targets are watched; those now in maint end their watch; the others are no longer watched."""
+        for target in targets:
+            override = self.overrides.get(target)
+            if override is not None and override.disabled:
+                self.drains.end(target)
+            elif override is not None and override.drain:
+                self.drains.ensure(target, self._dests_of(target), source)
+            else:
+                self.drains.forget(target)
+
+    def _dests_of(self, target: RsId) -> tuple[DestRef, ...]:
+        for vs in self._current_layout().virtual_servers:
+            if vs.key == target.vs:
+                for rs in vs.real_servers:
+                    if rs.rid == target:
+                        return rs.dests
+        return ()
+
+    async def _remove_drained(self, target: RsId) -> None:
+        """``then remove``: the drained server goes into maint, as ``disable`` would put it."""
+        await self.set_override([target], OverrideChange("disable"))
+
+    def watch_drain(self, targets: Sequence[RsId], plan: DrainPlan) -> list[WatchedServer]:
+        """Watch the (drained) targets with ``plan``; returns their watches."""
+        return [self.drains.watch(t, self._dests_of(t), plan, "operator") for t in targets]
+
+    def drain_watches(self) -> list[WatchedServer]:
+        return self.drains.watches()
 
     async def apply_config(self, config: m.Config, plan: ReloadPlan) -> Sequence[str]:
         old = self.config
         old_table = self._table
         self.config = config
         self.notifier.config = config
+        if self._drain_hz is None:
+            self.drains.hz = config.global_defs.drain_sample_rate
         begun: list[RsId] = []
         try:
             if self.vrrp is not None:
+                removed = [inst for inst in old.instances if config.instance(inst.name) is None]
+                priorities = {name: r.machine.priority for name, r in self.vrrp.instances.items()}
                 await self.vrrp.reload(config)
+                for inst in removed:  # keepalived: FAULT (DELETED with notify_deleted) for a deleted instance
+                    self.notifier.notify_removed(inst, priorities.get(inst.name, inst.priority))
             if self.checks is not None and _checks_changed(plan) and self.checks.reload(config, plan):
                 # In place: only the virtual servers the plan touches are rebuilt, the other checks run on.
                 self.check_recorder.retain(self.checks.setup.checkers.keys())  # the refs, without building them
@@ -683,22 +830,81 @@ class Director:
                 self.checks = replacement
                 self.check_recorder.retain(replacement.policy.checker_refs())
                 await replacement.start()
+            self._masters &= {inst.name for inst in config.instances}
+            self._apply_ha_suspend()  # new or changed ha_suspend servers, new real servers of suspended ones
             # Overrides of real servers that no longer exist are dropped with them.
             known = configured_servers(config) if self.overrides else set()
             for rid in [r for r in self.overrides if r not in known]:
                 del self.overrides[rid]
             # Removed servers still carrying connections drain at weight 0 first: counters read now, not the
             # last sample, so a connection opened this second is not cut.
-            with contextlib.suppress(OSError):
-                self._stats = await self.backend.read_stats()
-            begun = self._begin_retirements(old, old_table, self._stats)
-            return await self._sync_table("reload")
+            survivors, lost = reload_removals(old, config, old_table, (r.key for r in self.retiring),
+                                              key_of=self._shapes.key_of)
+            if lost:
+                with contextlib.suppress(OSError):
+                    self._stats = await self.backend.read_stats()
+            begun = self._begin_retirements(survivors, lost, self._stats)
+            if self.ipvs is not None:
+                self.ipvs.drift_policy = config.global_defs.ipvs_drift
+            changes = await self._sync_table("reload")
+            self.conns.configure(config.global_defs)
+            return changes
         except Exception as exc:
             self.config = old
             self.notifier.config = old
             for rid in begun:
                 self.retiring.keep(rid)
             raise DirectorError(f"could not apply the new configuration: {exc}") from exc
+
+    async def reconcile_drift(self, ids: Sequence[str]) -> Sequence[str]:
+        """Push intent back over the held drift items ``ids`` (DriftCore)."""
+        if self.ipvs is None:
+            raise DirectorError("IPVS is not running")
+        wanted = set(ids)
+        items = [item for item in self.ipvs.drift if item.id in wanted]
+        vips = [item for item in self.vip_drift.items if item.id in wanted]
+        missing = wanted - {item.id for item in (*items, *vips)}
+        if missing:
+            raise DirectorError(f"no drift item {', '.join(sorted(missing))} (any more)")
+        texts: list[str] = []
+        if items:
+            async with self._apply_lock:
+                ops = await self.ipvs.reconcile(items)
+            if not ops:
+                raise DirectorError(self.ipvs.last_error or "the kernel refused the repair")
+            texts = [str(op) for op in ops]
+            self.bus.publish(TableChanged(ops=tuple(texts), cause="drift reconcile"))
+        if vips and self.vrrp is not None:
+            for item in vips:
+                runtime = self.vrrp.instances.get(item.instance or "")
+                if runtime is None or not runtime.restore_vips([item.vip or ""]):
+                    raise DirectorError(f"{item.where}: the instance no longer holds it (not MASTER)")
+                texts.append(f"add VIP {item.vip} on {item.interface} ({item.instance})")
+            await self.check_vip_drift()
+        return texts
+
+    async def _vip_drift_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.ipvs.check_interval if self.ipvs is not None else VIP_DRIFT_INTERVAL)
+            try:
+                await self.check_vip_drift()
+            except OSError as exc:
+                self.bus.publish(EngineWarning(message=f"cannot read the interface addresses: {exc}", code="drift"))
+
+    async def check_vip_drift(self) -> None:
+        """Compare the VIPs our MASTER instances hold with the addresses on their interfaces; publish what went
+        missing or came back."""
+        if self.vrrp is None:
+            return
+        before = held_vips(self.vrrp.instances.values())
+        present = await present_addresses() if before else set()
+        # a transition during the read is no drift: only VIPs held before and after count
+        still = set(held_vips(self.vrrp.instances.values()))
+        appeared, cleared = self.vip_drift.update(detect_vips([v for v in before if v in still], present))
+        for item in cleared:
+            self.bus.publish(item_event(IpvsDriftCleared, item))
+        for item in appeared:
+            self.bus.publish(item_event(IpvsDriftDetected, item))
 
     async def set_priority(self, instance: str, priority: int | None) -> str:
         if self.vrrp is None or instance not in self.vrrp.instances:
@@ -728,6 +934,24 @@ class Director:
 
     async def check_now(self, targets: Sequence[RsId]) -> Sequence[ProbeNow]:
         return await self._check_flight.run_now(targets)
+
+    # ------------------------------------------------------------------------------ ConnTableCore
+
+    async def read_connections(self) -> Sequence[Connection]:
+        return await self.conns.read_connections()
+
+    async def trace_inputs(self, vs_keys: Sequence[str]) -> Sequence[tuple[str, TraceInput]]:
+        return await self.conns.trace_inputs(vs_keys)
+
+    async def sync_coverage(self, peer: ListenAddress | None) -> tuple[ListenAddress, Coverage]:
+        return await self.conns.sync_coverage(peer)
+
+    def _absent_reason(self, rid: RsId) -> str:
+        """Why a configured real server is not in the table, for the tracer."""
+        override = self.overrides.get(rid)
+        if override is not None and override.disabled:
+            return "maint: out of the table, checks paused"
+        return "health check failed" if self._health.get(rid) == "down" else "not in the table"
 
 
 _COUNTER_FIELDS = tuple(f.name for f in dataclasses.fields(Counters))

@@ -30,9 +30,10 @@ The complete JSON Schema of every ``show`` is in ``engine/json_schema.py``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias, runtime_checkable
 
 from lvsconsole.check.recorder import CheckerHistory, ProbeNow
 from lvsconsole.config import model as m
@@ -41,6 +42,14 @@ from lvsconsole.engine.refs import IPAddress, endpoint_text, vs_label
 from lvsconsole.ipvs.backend import ZERO_COUNTERS, Counters
 from lvsconsole.vrrp.explain import Explanation
 from lvsconsole.vrrp.radar import RadarReport
+
+if TYPE_CHECKING:  # the sampler works on RsId: importing it at run time would be circular
+    from lvsconsole.engine.drainsampler import WatchedServer
+    from lvsconsole.engine.drainwatch import DrainPlan
+    from lvsconsole.engine.listen import ListenAddress
+    from lvsconsole.engine.synccoverage import Coverage
+    from lvsconsole.ipvs.conntable import Connection
+    from lvsconsole.ipvs.trace import TraceInput
 
 Health: TypeAlias = Literal["up", "down", "draining", "disabled", "inhibited"]
 AdminState: TypeAlias = Literal["ready", "drain", "maint"]
@@ -114,6 +123,28 @@ class RealServerView:
             "admin_state": self.admin_state,
             "floor_kept": self.floor_kept,
         }
+
+
+_RS_FIELDS = dataclasses.fields(RealServerView)
+_RS_DEFAULTS = {f.name: f.default for f in _RS_FIELDS if f.default is not dataclasses.MISSING}
+if any(f.default_factory is not dataclasses.MISSING for f in _RS_FIELDS) or hasattr(RealServerView, "__post_init__"):
+    raise TypeError("real_server_view() fills RealServerView's fields directly: it runs no factory, no __post_init__")
+
+
+def real_server_view(**values: Any) -> RealServerView:
+    """``RealServerView(**values)`` in a third of the time, for snapshots (one view per real server, each tick).
+
+    The frozen dataclass's ``__init__`` sets each of its 20 fields through ``object.__setattr__``; here the
+    instance's dict is filled at once. The result is the same object (equal, same hash, still frozen)."""
+    view = object.__new__(RealServerView)
+    state = view.__dict__
+    state.update(_RS_DEFAULTS)
+    state.update(values)
+    if len(state) != len(_RS_FIELDS):
+        missing = [f.name for f in _RS_FIELDS if f.name not in state]
+        unknown = sorted(set(state) - {f.name for f in _RS_FIELDS})
+        raise TypeError(f"real_server_view(): missing fields {missing}, unknown fields {unknown}")
+    return view
 
 
 @dataclass(frozen=True)
@@ -208,6 +239,8 @@ class DirectorSnapshot:
     """Engine-wide figures, JSON values (uptime, loop lag, IPVS operation counts, checks scheduled…)."""
     radar: RadarReport = field(default_factory=RadarReport, compare=False)
     """Every VRRP sender heard on the wire recently, and the open dual-master alarms (``show vrrp radar``)."""
+    drift: tuple[dict[str, Any], ...] = field(default=(), compare=False)
+    """Kernel state that differs from intent, held for the operator (``show drift``; engine/drift.py views)."""
 
     def instance(self, name: str) -> VrrpInstanceView | None:
         return next((i for i in self.instances if i.name == name), None)
@@ -284,4 +317,46 @@ class CheckFlightCore(Protocol):
 
     async def check_now(self, targets: Sequence[RsId]) -> Sequence[ProbeNow]:
         """Probe every checker of every target once, now, feeding the check state like a scheduled run."""
+        ...
+
+
+@runtime_checkable
+class DriftCore(Protocol):
+    """A director that holds drift for the operator (``show drift``, ``drift reconcile``)."""
+
+    async def reconcile_drift(self, ids: Sequence[str]) -> Sequence[str]:
+        """Push intent back over the drift items ``ids``; returns what was done. Raises DirectorError."""
+        ...
+
+
+@runtime_checkable
+class DrainWatchCore(Protocol):
+    """A director that watches draining servers (``drain … --until-empty … then remove``, ``show drain``)."""
+
+    def watch_drain(self, targets: Sequence[RsId], plan: DrainPlan) -> Sequence[WatchedServer]:
+        """Watch the (already drained) targets with ``plan``, replacing their current watch."""
+        ...
+
+    def drain_watches(self) -> Sequence[WatchedServer]:
+        """Live watches and recently ended ones, oldest first."""
+        ...
+
+
+@runtime_checkable
+class ConnTableCore(Protocol):
+    """A director over IPVS: its connection table, the tracer's view of its services, the sync coverage
+    (``show conns``, ``trace``, ``show sync coverage``; engine/connshow.py). These read the kernel."""
+
+    async def read_connections(self) -> Sequence[Connection]:
+        """The IPVS connection table now (flows and persistence templates)."""
+        ...
+
+    async def trace_inputs(self, vs_keys: Sequence[str]) -> Sequence[tuple[str, TraceInput]]:
+        """For each kernel service of those virtual servers (by view key): the service and its real servers as
+        the kernel holds them now (its order), their counters, and the configured ones not in the table."""
+        ...
+
+    async def sync_coverage(self, peer: ListenAddress | None) -> tuple[ListenAddress, Coverage]:
+        """Measure against ``peer`` (None: global_defs lvs_sync_peer_http); DirectorError if there is none or
+        it cannot be read."""
         ...

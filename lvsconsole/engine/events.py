@@ -359,6 +359,128 @@ class PoolFloorHeld(Event):
         return f"Service {self.rs} in VS {self.vs} no longer kept by min_healthy {self.min_healthy}"
 
 
+# ---------------------------------------------------------------------------------------------- drain watch
+
+
+def _eta_text(eta: float | None) -> str:
+    return "ETA unknown" if eta is None else f"ETA {eta:.0f} s"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DrainProgress(Event):
+    """A watched drain's counts (at most once a second per server) and the ETA fitted to their decay."""
+
+    vs: str
+    rs: str
+    active: int
+    inactive: int
+    persist: int
+    eta: float | None = None
+    rate: float | None = None
+    """Connections per second the ActiveConn count falls by now (None until enough samples)."""
+
+    KIND: ClassVar[str] = "DrainProgress"
+
+    @property
+    def severity(self) -> Severity:
+        return "debug"
+
+    def text(self) -> str:
+        persist = f", {self.persist} persistent" if self.persist else ""
+        return (f"Drain of {self.rs} in VS {self.vs}: {self.active} active, {self.inactive} inactive{persist}, "
+                f"{_eta_text(self.eta)}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DrainEmpty(Event):
+    """A draining server has no active and no inactive connection left (persistence templates may remain)."""
+
+    vs: str
+    rs: str
+    elapsed: float
+    persist: int = 0
+    held: bool = True
+    """True when it stays at weight 0 (no ``then remove``)."""
+
+    KIND: ClassVar[str] = "DrainEmpty"
+
+    @property
+    def severity(self) -> Severity:
+        return "notice"
+
+    def text(self) -> str:
+        persist = f" ({self.persist} persistence templates remain)" if self.persist else ""
+        hold = ", holding at weight 0" if self.held else ""
+        return f"Drain of {self.rs} in VS {self.vs}: empty after {self.elapsed:.1f} s{persist}{hold}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DrainRemoved(Event):
+    """``then remove``: the drained server went into maint (out of IPVS, checks paused; ``enable`` undoes)."""
+
+    vs: str
+    rs: str
+    active: int = 0
+    inactive: int = 0
+    timed_out: bool = False
+
+    KIND: ClassVar[str] = "DrainRemoved"
+
+    @property
+    def severity(self) -> Severity:
+        return "warning" if self.timed_out and (self.active or self.inactive) else "notice"
+
+    def text(self) -> str:
+        why = (f" at its timeout with {self.active} active, {self.inactive} inactive" if self.timed_out
+               else " after draining")
+        return f"Removing service {self.rs} from VS {self.vs}{why} (maint)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DrainTimedOut(Event):
+    """A watched drain reached ``--timeout`` with connections left."""
+
+    vs: str
+    rs: str
+    elapsed: float
+    active: int
+    inactive: int
+    removing: bool = False
+
+    KIND: ClassVar[str] = "DrainTimedOut"
+
+    @property
+    def severity(self) -> Severity:
+        return "warning"
+
+    def text(self) -> str:
+        then = "removing it" if self.removing else "holding at weight 0"
+        return (f"Drain of {self.rs} in VS {self.vs} timed out after {self.elapsed:.0f} s with {self.active} "
+                f"active, {self.inactive} inactive: {then}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class UndrainRamped(Event):
+    """``undrain`` with slow_start: the weight went up a step (debug), or reached the configured one (done)."""
+
+    vs: str
+    rs: str
+    weight: int
+    target: int
+    done: bool = False
+
+    KIND: ClassVar[str] = "UndrainRamped"
+
+    @property
+    def severity(self) -> Severity:
+        return "notice" if self.done else "debug"
+
+    def text(self) -> str:
+        if self.done:
+            return f"Slow start of {self.rs} in VS {self.vs} done: weight {self.weight}"
+        return f"Slow start of {self.rs} in VS {self.vs}: weight {self.weight} of {self.target}"
+
+
 # ---------------------------------------------------------------------------------------------- IPVS
 
 
@@ -379,6 +501,92 @@ class TableChanged(Event):
         if n == 1:
             return f"{head}: {self.ops[0]}"
         return head
+
+
+@dataclass(frozen=True, kw_only=True)
+class _DriftEvent(Event):
+    """One drift item (ipvs/drift.py): ``drift_id`` is stable while the item lasts, ``drift_kind`` says what
+    differs (dest-deleted, weight-changed, vip-removed …), ``where`` what it is about, ``intent`` and
+    ``kernel`` both sides."""
+
+    drift_id: str
+    drift_kind: str
+    where: str
+    intent: str = ""
+    kernel: str = ""
+
+    def _item(self) -> str:
+        return f"{self.drift_kind} {self.where} (intent {self.intent}, kernel {self.kernel}) [{self.drift_id}]"
+
+
+@dataclass(frozen=True, kw_only=True)
+class IpvsDriftDetected(_DriftEvent):
+    """Kernel state differs from intent and is held for the operator (``ipvs_drift hold``): ``drift reconcile``
+    pushes intent back, ``drift adopt`` writes the kernel's value into the candidate config."""
+
+    KIND: ClassVar[str] = "IpvsDriftDetected"
+
+    @property
+    def severity(self) -> Severity:
+        return "warning"
+
+    def text(self) -> str:
+        return f"Drift held: {self._item()}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class IpvsDriftCleared(_DriftEvent):
+    """A held drift item is gone: reconciled, adopted and committed, or undone by hand."""
+
+    KIND: ClassVar[str] = "IpvsDriftCleared"
+
+    @property
+    def severity(self) -> Severity:
+        return "notice"
+
+    def text(self) -> str:
+        return f"Drift cleared: {self.drift_kind} {self.where} [{self.drift_id}]"
+
+
+@dataclass(frozen=True, kw_only=True)
+class IpvsDriftRepaired(_DriftEvent):
+    """A drift item was repaired at once (``ipvs_drift repair``, the default)."""
+
+    KIND: ClassVar[str] = "IpvsDriftRepaired"
+
+    @property
+    def severity(self) -> Severity:
+        return "warning"
+
+    def text(self) -> str:
+        return f"Drift repaired: {self._item()}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncCoverage(Event):
+    """Connection-sync coverage against the peer director (global_defs ``lvs_sync_peer_http``) moved by 5 points
+    or more, or the peer became unreachable (``error``) or reachable again (engine/synccoverage.py)."""
+
+    peer: str
+    percent: float | None
+    """Share of this director's established flows the peer holds; None: no established flow, or ``error``."""
+    established: int = 0
+    kept: int = 0
+    error: str = ""
+
+    KIND: ClassVar[str] = "SyncCoverage"
+
+    @property
+    def severity(self) -> Severity:
+        return "warning" if self.error else "notice"
+
+    def text(self) -> str:
+        if self.error:
+            return f"Sync coverage unknown: peer {self.peer} unreachable: {self.error}"
+        if self.percent is None:
+            return f"Sync coverage against {self.peer}: no established flows to keep"
+        return (f"Sync coverage against {self.peer}: a failover now would keep {self.percent:.0f}% of established "
+                f"flows ({self.kept} of {self.established})")
 
 
 # ---------------------------------------------------------------------------------------------- config lifecycle
@@ -686,9 +894,12 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RadarAlarm, RadarCleared,
         RealServerStateChanged,
         RealServerRetiring,
-        RealServerRetired, PoolFloorHeld, TableChanged, ReloadStarted,
+        RealServerRetired, PoolFloorHeld, TableChanged, IpvsDriftDetected, IpvsDriftCleared, IpvsDriftRepaired,
+        ReloadStarted,
+        DrainProgress, DrainEmpty, DrainRemoved, DrainTimedOut, UndrainRamped,
         ReloadApplied, ReloadRefused, OperatorAction, LogLine, ScriptRan, EngineWarning, LoopLagWarning, Dropped,
         CommitPending, CommitConfirmed, CommitRolledBack,
+        SyncCoverage,
     )
 }
 

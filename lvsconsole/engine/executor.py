@@ -8,9 +8,10 @@ commands run one at a time (an asyncio lock), so a commit never interleaves with
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from lvsconsole.config import model as m
 from lvsconsole.config.diagnostics import Diagnostic
@@ -24,6 +25,8 @@ from lvsconsole.engine.commands import (
     Diff,
     Disable,
     Drain,
+    DriftAdopt,
+    DriftReconcile,
     EditCommand,
     Enable,
     Help,
@@ -35,6 +38,7 @@ from lvsconsole.engine.commands import (
     ScriptTest,
     SetState,
     Show,
+    Trace,
     Undrain,
     Validate,
     VrrpFailover,
@@ -47,16 +51,21 @@ from lvsconsole.engine.commands import (
     split_commands,
 )
 from lvsconsole.engine.confirm import ConfirmTimer, NothingPending
+from lvsconsole.engine.connshow import show_conns, sync_coverage, trace_command
 from lvsconsole.engine.director_api import (
     CheckFlightCore,
     DirectorCore,
     DirectorError,
     DirectorSnapshot,
+    DrainWatchCore,
+    DriftCore,
     OverrideChange,
     RealServerView,
     RsId,
     VirtualServerView,
 )
+from lvsconsole.engine.drainwatch import DrainPlan
+from lvsconsole.engine.drift import adopt_command
 from lvsconsole.engine.errors import CommandError
 from lvsconsole.engine.events import (
     CommitConfirmed,
@@ -77,6 +86,7 @@ from lvsconsole.engine.refs import RsRef, VsRef
 from lvsconsole.engine.retirees import PlannedRemoval, planned_removals
 from lvsconsole.engine.scripts import misc_specs, run_json, run_specs, run_text, track_spec
 from lvsconsole.engine.store import ConfigRefused, ConfigStore, Proposal, StoreError
+from lvsconsole.ipvs.drift import select_ids
 
 MAX_WEIGHT = 2**31 - 1
 LOG_DEFAULT = 50
@@ -133,6 +143,13 @@ class CommandExecutor:
         return results
 
     async def execute(self, command: Command, who: str) -> Result:
+        if isinstance(command, Trace) or (isinstance(command, Show) and command.topic in ("conns", "sync")):
+            try:  # these read the kernel (connection table, counters) or the peer: awaited, not locked
+                return await self._conn_table(command)
+            except CommandError as exc:
+                return Result.error(exc)
+            except (DirectorError, OSError) as exc:
+                return Result(False, str(exc), {"error": {"message": str(exc)}})
         if isinstance(command, ScriptTest):  # reads nothing that changes, but runs a script: awaited, not locked
             try:
                 return await self._script_test(command)
@@ -190,6 +207,7 @@ class CommandExecutor:
             real_servers=tuple(rs_names),
             vips=tuple(vips),
             scripts=tuple(s.name for s in self.store.running.config.vrrp_scripts),
+            drift=tuple(view["id"] for view in snap.drift),
         )
 
     # ------------------------------------------------------------------------------ reading
@@ -209,6 +227,17 @@ class CommandExecutor:
         if isinstance(command, Help):
             return Result(True, help_text(command.words), {"help": help_text(command.words)})
         raise TypeError(f"unhandled command {type(command).__name__}")
+
+    async def _conn_table(self, command: Show | Trace) -> Result:
+        """``show conns``, ``trace``, ``show sync coverage`` (engine/connshow.py)."""
+        def resolve(ref: VsRef) -> list[VirtualServerView]:
+            return self._virtual_servers(self.core.snapshot(), ref)
+
+        if isinstance(command, Trace):
+            return await trace_command(self.core, command, resolve)
+        if command.topic == "conns":
+            return await show_conns(self.core, command, resolve)
+        return await sync_coverage(self.core, command)
 
     def _flight(self) -> CheckFlightCore:
         if not isinstance(self.core, CheckFlightCore):
@@ -269,6 +298,11 @@ class CommandExecutor:
                                       "ipvs_ops": [op.as_json() for op in ops],
                                       "address_ops": [a.as_json() for a in addresses]})
 
+    def plan_impact(self, config: m.Config) -> tuple[list[PlannedOp], list[AddressOp]]:
+        """The IPVS and address operations applying ``config`` would cause now (a reload's preview)."""
+        removals = planned_removals(self.core.snapshot().virtual_servers, config, configured_servers(config))
+        return self._impact(config, removals)
+
     def _impact(self, config: m.Config, removals: Sequence[PlannedRemoval]) -> tuple[list[PlannedOp],
                                                                                       list[AddressOp]]:
         """The exact IPVS and address operations applying ``config`` would cause now (engine/impact.py)."""
@@ -297,6 +331,9 @@ class CommandExecutor:
                               [{"instance": i.name, **(i.election.as_json() if i.election is not None else {})}
                                for i in instances])
             return Result(True, showtext.vrrp(instances, snap.time), [i.as_json() for i in instances])
+        if topic == "drift":
+            views = [dict(view) for view in snap.drift]
+            return Result(True, json.dumps(views, indent=1) if command.json else showtext.drift(views), views)
         if topic == "vs":
             vss = self._virtual_servers(snap, command.vs)
             return Result(True, showtext.virtual_servers(vss), [vs.as_json() for vs in vss])
@@ -310,6 +347,8 @@ class CommandExecutor:
                 (vs, rs) for vs in self._virtual_servers(snap, command.vs) for rs in vs.real_servers]
             return Result(True, showtext.real_servers(pairs),
                           [{"vs": vs.label, "vs_key": vs.key, **rs.as_json()} for vs, rs in pairs])
+        if topic == "drain":
+            return self._show_drain(snap, command)
         if topic == "overrides":
             pairs = [(vs, rs) for vs in snap.virtual_servers for rs in vs.real_servers
                      if rs.drained or rs.disabled or rs.weight_override is not None]
@@ -349,6 +388,16 @@ class CommandExecutor:
         }
         return Result(True, "\n".join(f"{k}: {v}" for k, v in stats.items()), stats)
 
+    def _show_drain(self, snap: DirectorSnapshot, command: Show) -> Result:
+        if not isinstance(self.core, DrainWatchCore):
+            raise CommandError("this engine does not watch drains", "drain")
+        watches = self.core.drain_watches()
+        if command.rs is not None:
+            wanted = {RsId(vs.key, rs.key) for vs, rs in self._pairs(snap, command.rs, command.vs)}
+            watches = [w for w in watches if w.rid in wanted]
+        rows = [w.as_json() for w in watches]
+        return Result(True, showtext.drain_watches(rows), rows)
+
     # ------------------------------------------------------------------------------ resolving names
 
     @staticmethod
@@ -379,6 +428,8 @@ class CommandExecutor:
     # ------------------------------------------------------------------------------ changing
 
     async def _change(self, command: Command, who: str) -> tuple[Result, Sequence[str]]:
+        if isinstance(command, DriftReconcile | DriftAdopt):
+            return await self._drift(command)
         if isinstance(command, RsCommand):
             return await self._override(command)
         if isinstance(command, EditCommand):
@@ -441,6 +492,40 @@ class CommandExecutor:
             path = self.store.write()
             return Result(True, f"wrote {path} (previous file kept as {path}.bak)", {"path": path}), (f"wrote {path}",)
         raise TypeError(f"unhandled command {type(command).__name__}")
+
+    async def _drift(self, command: DriftReconcile | DriftAdopt) -> tuple[Result, Sequence[str]]:
+        """``drift reconcile``: intent back to the kernel; ``drift adopt``: the kernel's side into the candidate."""
+        views = {view["id"]: view for view in self.core.snapshot().drift}
+        try:
+            ids = select_ids(list(views), command.item)
+        except KeyError as exc:
+            raise CommandError(str(exc.args[0]), command.item or "") from None
+        if not ids:
+            return Result(True, "no drift", {"items": []}), ()
+        if isinstance(command, DriftReconcile):
+            if not isinstance(self.core, DriftCore):
+                raise CommandError("this engine cannot reconcile drift")
+            done = await self.core.reconcile_drift(ids)
+            return Result(True, f"reconciled {len(ids)} drift item(s): " + "; ".join(done),
+                          {"items": ids, "ops": list(done)}), tuple(done)
+        edits: list[str] = []
+        skipped: list[str] = []
+        changes: list[str] = []
+        for item_id in ids:
+            try:
+                text = adopt_command(views[item_id])
+            except ValueError as exc:
+                skipped.append(str(exc))
+                continue
+            _, changed = self._edit(cast(EditCommand, parse(text)))
+            edits.append(text)
+            changes.extend(changed)
+        if not edits:
+            raise CommandError("; ".join(skipped), command.item or "")
+        message = "adopted into the candidate (see 'diff', then 'commit'): " + "; ".join(edits)
+        message += "".join(f"\nnot adopted: {reason}" for reason in skipped)
+        return Result(True, message, {"items": ids, "edits": edits, "skipped": skipped,
+                                      "dirty": self.store.dirty}), changes
 
     def _edit(self, command: EditCommand) -> tuple[Result, Sequence[str]]:
         outcome = self.store.edit(command)
@@ -603,6 +688,13 @@ class CommandExecutor:
             applied.extend(await self.core.set_override([RsId(vs.key, rs.key) for vs, rs in group], change))
             for vs, rs in group:
                 lines.append(self._describe(verb, change, vs, rs))
+        watching: list[dict[str, Any]] = []
+        if isinstance(command, Drain) and isinstance(self.core, DrainWatchCore):
+            plan = DrainPlan(until_empty=command.until_empty, timeout=command.timeout,
+                             then_remove=command.then_remove)
+            targets = [RsId(vs.key, rs.key) for vs, rs in pairs]
+            watching = [w.as_json() for w in self.core.watch_drain(targets, plan)]
+            lines.append(_watch_text(plan))
         data = {
             "action": type(command).__name__.lower(),
             "targets": [{"vs": vs.label, "vs_key": vs.key, "rs": rs.label, "rs_key": rs.key,
@@ -610,6 +702,7 @@ class CommandExecutor:
                          "active_conns": rs.active_conns} for vs, rs in pairs],
             "applied": applied,
             "blast_radius": [r.as_json() for r in radii],
+            "watches": watching,
         }
         return Result(True, "\n".join(lines), data), lines
 
@@ -631,3 +724,12 @@ class CommandExecutor:
         else:
             after = "back in the table"
         return f"{verb} {rs.label} in {vs.label}: {before} -> {after}"
+
+
+def _watch_text(plan: DrainPlan) -> str:
+    """What the drain's watch will do, in the command's answer (the watch itself runs on in the engine)."""
+    until = ("until 0 active and 0 inactive (persistence templates may remain)" if plan.until_empty
+             else "holding at weight 0")
+    then = ", then maint (out of IPVS; 'enable' brings it back)" if plan.then_remove else ""
+    limit = f", giving up after {plan.timeout:g}s" if plan.timeout is not None else ""
+    return f"watching the drain {until}{then}{limit}: 'show drain' (W in the console)"

@@ -17,6 +17,7 @@ When the directory cannot be written, the history lives in memory for this proce
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -37,7 +38,10 @@ class HistoryError(Exception):
     """No such version, an ambiguous prefix, or a text that is missing from the object store."""
 
 
+@functools.lru_cache(maxsize=1)
 def digest_of(text: str) -> str:
+    """sha256 of the text. The latest is remembered: a reload asks for the digest of the same (up to
+    megabytes of) text several times, and that text is the running one, kept anyway."""
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 

@@ -45,6 +45,12 @@ NUMBER: Schema = {"type": "number"}
 COUNT: Schema = {"type": "integer", "minimum": 0}
 PORT: Schema = {"type": ["integer", "null"], "minimum": 0, "maximum": 65535}
 WEIGHT: Schema = {"type": "integer", "minimum": 0}
+CONNECTION: Schema = _obj({
+    "protocol": STRING, "client": STRING, "client_port": PORT, "vip": STRING, "vport": PORT, "dest": STRING,
+    "dport": PORT, "state": STRING, "expires": COUNT,
+    "template": {"type": "boolean", "description": "a persistence template (client port 0), not a flow"},
+    "origin": _nullable("string"), "pe_name": STRING, "pe_data": STRING,
+}, description="an entry of the IPVS connection table (ipvs/conntable.py)")
 SEVERITY: Schema = {"enum": ["debug", "info", "notice", "warning", "error"]}
 
 TRAFFIC = _obj({
@@ -122,6 +128,7 @@ RADAR_SENDER = _obj({
     "collision": _nullable("string", "a VRID not configured here, or ours with another VIP set"),
     "malformed": COUNT, "last_error": _nullable("string"),
     "advertising": BOOLEAN, "dual_master": BOOLEAN,
+    "ours": {"type": "boolean", "description": "adverts this director sent (its own side of the VRID)"},
 })
 
 RADAR = _obj({
@@ -173,6 +180,21 @@ SHOW_DATA: dict[str, Schema] = {
                                                       "script_exit, script_signal, no_response, protocol, error"},
         })),
     })),
+    "show drain": _array(_obj({
+        "vs": STRING, "rs": STRING,
+        "source": {"enum": ["operator", "state", "reload"],
+                   "description": "drain, set rs … state drain, or a reload removing the server"},
+        "phase": {"enum": ["draining", "held", "empty", "removed", "timed-out"]},
+        "plan": _obj({"until_empty": BOOLEAN, "timeout": _nullable("number", "seconds"), "then_remove": BOOLEAN}),
+        "started": NUMBER, "started_at": NUMBER, "ended": _nullable("number", "monotonic seconds; null while live"),
+        "samples": COUNT, "window_samples": COUNT,
+        "sample_hz": _nullable("number", "samples per second achieved over the window"),
+        "active": _nullable("integer"), "inactive": _nullable("integer"), "persist": _nullable("integer"),
+        "model": {"enum": ["exponential", "linear", None], "description": "the decay fitted to ActiveConn"},
+        "rate": _nullable("number", "connections per second ActiveConn falls by now"),
+        "eta": _nullable("number", "seconds until ActiveConn reaches 0; null: unknown or not falling"),
+        "active_series": {**_array(COUNT), "description": "ActiveConn over the window, oldest first"},
+    })),
     "show overrides": _array(_obj({
         "vs": STRING, "vs_key": STRING, "rs": STRING, "rs_key": STRING, "drain": BOOLEAN, "disabled": BOOLEAN,
         "weight": _nullable("integer", "runtime weight; null when only drain/disable is set"),
@@ -202,6 +224,23 @@ SHOW_DATA: dict[str, Schema] = {
         "parent": _nullable("string", "digest of the config before it"), "summary": STRING,
         "changed": _array(_obj({"kind": STRING, "section": STRING, "key": STRING})),
     })),
+    "show conns": _obj({"connections": _array(CONNECTION), "total": COUNT}),
+    "show sync": _obj({  # show sync coverage
+        "peer": STRING, "established": COUNT, "kept": COUNT, "peer_total": COUNT,
+        "percent": _nullable("number", "share of our established flows the peer holds; null: none to keep"),
+        "missing": _array(CONNECTION),
+    }),
+    "trace": _obj({"client": STRING, "client_port": PORT, "traces": _array(_obj({
+        "vs": STRING, "service": STRING,
+        "verdict": {"enum": ["connection", "template", "scheduler", "undetermined", "none"]},
+        "dest": _nullable("string", "the real server IP:port that gets the client; null: unknown or none"),
+        "reason": STRING, "steps": _array(STRING),
+        "candidates": _array(_obj({"dest": STRING, "address": STRING, "port": PORT,
+                                   "weight": {"type": ["integer", "null"]}, "eligible": BOOLEAN, "reason": STRING,
+                                   "figures": {"type": "object"}})),
+        "connection": {"oneOf": [{"type": "null"}, CONNECTION]},
+        "template": {"oneOf": [{"type": "null"}, CONNECTION]},
+    }))}),
 }
 
 ERROR_DATA = _obj({"error": _obj({"message": STRING, "word": _nullable("string"), "col": _nullable("integer")},

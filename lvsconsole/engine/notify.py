@@ -12,6 +12,9 @@ On every state change of an instance or a sync group:
   and one state is never mailed twice in a row. Subject ``[router_id] VRRP Instance VI_1 - Entering
   MASTER state`` (``VRRP Group G`` for a group, ``Stopping`` at shutdown).
 
+An instance a reload deletes gets FAULT, or DELETED (and its notify_deleted script) when it has
+``notify_deleted`` (:meth:`Notifier.notify_removed`), as keepalived's clear_diff_vrrp does.
+
 At shutdown (:meth:`Notifier.notify_stop`) every instance, then every sync group, gets STOP, as
 keepalived's ``notify_shutdown``; STOP scripts get keepalived's 1 s before SIGTERM.
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 import smtplib
 import socket
 from collections.abc import Coroutine, Sequence
@@ -55,7 +59,7 @@ STOP_TIMEOUT = 1.0
 SMTP_PORT = 25
 
 Kind = Literal["INSTANCE", "GROUP"]
-NotifyState = Literal["MASTER", "BACKUP", "FAULT", "STOP"]
+NotifyState = Literal["MASTER", "BACKUP", "FAULT", "STOP", "DELETED"]
 
 _STATES: dict[State, NotifyState] = {State.MASTER: "MASTER", State.BACKUP: "BACKUP", State.FAULT: "FAULT"}
 _TRUE = {"on", "true", "yes", "1"}
@@ -65,6 +69,23 @@ _FALSE = {"off", "false", "no", "0"}
 def notify_argv(script: m.Script, kind: Kind, name: str, state: NotifyState, priority: int) -> list[str]:
     """The generic ``notify`` command line: its argv + ``{GROUP|INSTANCE} NAME STATE PRIO``."""
     return [*script.argv, kind, name, state, str(priority)]
+
+
+def deleted_script(inst: m.VrrpInstance) -> m.Script | None:
+    """What ``notify_deleted`` asks for: None when absent; a Script, empty argv when it names no script."""
+    found: tuple[str, ...] | None = None
+    for key, args in inst.extra:
+        if key == "notify_deleted":
+            found = args
+    if found is None:
+        return None
+    if not found:
+        return m.Script(())
+    try:
+        argv = tuple(shlex.split(found[0]))
+    except ValueError:
+        argv = (found[0],)
+    return m.Script(argv, found[1] if len(found) > 1 else None, found[2] if len(found) > 2 else None)
 
 
 def _extra_bool(g: m.GlobalDefs, keyword: str) -> bool | None:
@@ -95,7 +116,7 @@ def alert_text(kind: Kind, name: str, state: NotifyState, router_id: str) -> tup
     if kind == "INSTANCE":
         owning = "=> VRRP Instance is now owning VRRP VIPs <="
         not_owning = "=> VRRP Instance is no longer owning VRRP VIPs <="
-        bodies = {"MASTER": owning, "BACKUP": not_owning, "FAULT": not_owning,
+        bodies = {"MASTER": owning, "BACKUP": not_owning, "FAULT": not_owning, "DELETED": not_owning,
                   "STOP": "=> VRRP Instance stopping <="}
         what = f"VRRP Instance {name}"
     else:
@@ -146,6 +167,18 @@ class Notifier:
             return
         self._dispatch("INSTANCE", name, state, priority, inst)
 
+    def notify_removed(self, inst: m.VrrpInstance, priority: int) -> None:
+        """An instance a reload deleted: keepalived notifies FAULT, or DELETED when it has ``notify_deleted``.
+
+        ``inst`` comes from the configuration that had it (the running one no longer does). With
+        notify_deleted the state's own script is notify_deleted's (if it names one), else notify_fault.
+        """
+        deleted = deleted_script(inst)
+        if deleted is None:
+            self._dispatch("INSTANCE", inst.name, "FAULT", priority, inst)
+            return
+        self._dispatch("INSTANCE", inst.name, "DELETED", priority, inst, own=deleted)
+
     def notify_group(self, name: str, state: NotifyState) -> None:
         group = next((g for g in self.config.sync_groups if g.name == name), None)
         if group is None:
@@ -183,10 +216,11 @@ class Notifier:
     # ------------------------------------------------------------------------------ scripts
 
     def _dispatch(self, kind: Kind, name: str, state: NotifyState, priority: int,
-                  obj: m.VrrpInstance | m.SyncGroup) -> None:
+                  obj: m.VrrpInstance | m.SyncGroup, *, own: m.Script | None = None) -> None:
         timeout = self.stop_timeout if state == "STOP" else self.timeout
-        own = {"MASTER": obj.notify_master, "BACKUP": obj.notify_backup, "FAULT": obj.notify_fault,
-               "STOP": obj.notify_stop}[state]
+        if own is None:
+            own = {"MASTER": obj.notify_master, "BACKUP": obj.notify_backup, "FAULT": obj.notify_fault,
+                   "STOP": obj.notify_stop, "DELETED": None}[state]
         label = f"{'VRRP_Instance' if kind == 'INSTANCE' else 'VRRP_Group'}({name})"
         if own is not None and own.argv:
             self._spawn(self._run(own, list(own.argv), timeout, f"{label} notify_{state.lower()}"))

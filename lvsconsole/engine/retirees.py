@@ -9,7 +9,7 @@ service at once would leave its established connections without a dest to finish
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +56,25 @@ def removed_servers(old: m.Config, table: Table, survivors: set[RsId]) -> list[R
             if any(service.key in table and dest.key in table[service.key].dests for service, dest in server.dests()):
                 out.append(server)
     return out
+
+
+def reload_removals(old: m.Config, new: m.Config, table: Table, draining: Iterable[RsId] = (),
+                    key_of: Callable[[m.VirtualServer], str] = vs_key) -> tuple[set[RsId], list[RetiringServer]]:
+    """What a reload from ``old`` to ``new`` takes out of the live ``table``: ``removed_servers(old, table,
+    survivors)``, and the survivors, limited to the virtual servers that matter: those of ``old`` that ``new``
+    does not share (the same object or an equal one: it keeps every real server) and those ``draining`` servers
+    belong to. So a reload that changes one virtual server of thousands costs O(that one) (``key_of``, a
+    memoised ``vs_key``, names the others)."""
+    shared = {id(vs) for vs in old.virtual_servers}
+    fresh = {vs.key: vs for vs in new.virtual_servers if id(vs) not in shared}
+    shared = {id(vs) for vs in new.virtual_servers}
+    # one that is new as an object but equal (an edit above it moved its lines) keeps every server too
+    changed = [vs for vs in old.virtual_servers if id(vs) not in shared and fresh.get(vs.key) != vs]
+    wanted = {key_of(vs) for vs in changed} | {rid.vs for rid in draining}
+    survivors = {rs_id(vs, rs) for vs in new.virtual_servers if key_of(vs) in wanted for rs in vs.real_servers}
+    if not changed:
+        return survivors, []
+    return survivors, removed_servers(dataclasses.replace(old, virtual_servers=tuple(changed)), table, survivors)
 
 
 def add_retiring(entries: list[tuple[Service, list[Dest]]], servers: Iterable[RetiringServer]) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from lvsconsole.check.recorder import CheckerHistory, ProbeNow
 from lvsconsole.config.diagnostics import Diagnostic
@@ -95,7 +95,8 @@ def radar(report: RadarReport) -> str:
     rows = []
     for s in report.senders:
         rows.append((
-            s.key.interface, s.key.vrid, s.instance or "-", str(s.sender), s.priority, s.version,
+            s.key.interface, s.key.vrid, s.instance or "-", f"{s.sender} (self)" if s.ours else str(s.sender),
+            s.priority, s.version,
             "-" if s.interval is None else f"{s.interval:g}s", _auth_text(s),
             f"{s.age:.1f}s ago", s.count,
             "-" if s.mean_gap is None else f"{s.mean_gap:.3f}s",
@@ -224,3 +225,34 @@ def probes_now(probes: Sequence[ProbeNow]) -> str:
         f"{p.rs} in {p.vs}: {p.kind} #{p.index} {'ok' if p.probe.ok else 'FAILED'} in {latency(p.probe.latency)}"
         + ("" if p.probe.ok else f" ({p.probe.code}: {p.probe.reason or p.probe.detail})")
         for p in probes)
+
+
+def _eta(value: object) -> str:
+    return f"{value:.0f}s" if isinstance(value, int | float) else "-"
+
+
+def drain_watches(watches: Sequence[dict[str, object]]) -> str:
+    """``show drain`` from its JSON rows (so an attached face renders exactly what ``--json`` says)."""
+    if not watches:
+        return "no drain is watched (drain RS starts one)"
+    rows = []
+    for w in watches:
+        rate = w.get("rate")
+        hz = w.get("sample_hz")
+        rows.append((w["rs"], w["vs"], w["phase"], w["samples"], f"{hz:.1f}" if isinstance(hz, float) else "-",
+                     w["active"], w["inactive"], w["persist"],
+                     f"{rate:.1f}/s" if isinstance(rate, float) else "-", _eta(w.get("eta"))))
+    text = table(("RS", "VS", "PHASE", "SAMPLES", "HZ", "ACTIVE", "INACT", "PERSIST", "FALL", "ETA"), rows)
+    if any(w["phase"] == "empty" and w.get("persist") for w in watches):
+        text += "\n(persistence templates remain: they expire by themselves and may bring clients back)"
+    return text
+
+
+def drift(views: Sequence[Mapping[str, object]]) -> str:
+    """``show drift``: one row per item where the kernel differs from intent, with what each side says."""
+    if not views:
+        return "no drift: the kernel matches intent"
+    rows = [(v["id"], v["kind"], v["where"], v["intent"], v["kernel"]) for v in views]
+    return (table(("ID", "KIND", "WHERE", "INTENT", "KERNEL"), rows)
+            + "\n'drift reconcile ID|all' pushes intent back; 'drift adopt ID|all' writes the kernel's value into "
+              "the candidate")

@@ -37,6 +37,7 @@ from lvsconsole.config import model as m
 from lvsconsole.config.build import BuildResult, build
 from lvsconsole.config.diagnostics import Diagnostic
 from lvsconsole.config.diff import ReloadPlan, diff
+from lvsconsole.config.incremental import IncrementalBuilder
 from lvsconsole.config.lexer import ConfigReadError, parse_text
 from lvsconsole.config.render import render
 from lvsconsole.config.validate import validate
@@ -184,9 +185,13 @@ def load_text(text: str, *, filename: str = CANDIDATE, base_dir: str | None = No
     return Loaded(result.config, text, tuple(diagnostics), tuple(result.files))
 
 
-def load_file(path: str, *, config_id: str | None = None, strict: bool = False) -> Loaded:
+def load_file(path: str, *, config_id: str | None = None, strict: bool = False,
+              builder: IncrementalBuilder | None = None) -> Loaded:
     """Read ``path`` once and load it. The text kept is the file's own, or the rendered config when the file
-    includes others. Raises ConfigReadError when ``path`` cannot be read."""
+    includes others. Raises ConfigReadError when ``path`` cannot be read.
+
+    With ``builder``, the file is built from the previous version ``builder`` built where it can (only the
+    blocks an edit touched are parsed again: config/incremental.py); the result is the same."""
     apath = os.path.abspath(path)
     try:
         with open(apath, "rb") as fh:
@@ -194,7 +199,15 @@ def load_file(path: str, *, config_id: str | None = None, strict: bool = False) 
     except OSError as exc:
         raise ConfigReadError(exc.errno, exc.strerror or str(exc), path) from exc
     text = data.decode("utf-8", "surrogateescape")
-    loaded = load_text(text, filename=apath, base_dir=os.path.dirname(apath), config_id=config_id, strict=strict)
+    del data
+    if builder is None:
+        loaded = load_text(text, filename=apath, base_dir=os.path.dirname(apath), config_id=config_id,
+                           strict=strict)
+    else:
+        with _no_gc():
+            result = builder.build(text, apath, strict=strict, config_id=config_id)
+            diagnostics = (*result.diagnostics, *validate(result.config, strict=strict))
+        loaded = Loaded(result.config, text, diagnostics, tuple(result.files))
     config = dataclasses.replace(loaded.config, source=apath)
     if len(loaded.files) > 1:
         return Loaded(config, render(config), loaded.diagnostics, loaded.files)
@@ -265,6 +278,7 @@ class ConfigStore:
         strict: bool = False,
         history: int = HISTORY,
         archive: HistoryLog | None = None,
+        builder: IncrementalBuilder | None = None,
     ) -> None:
         """Start from ``initial`` (which must be free of errors: ConfigRefused otherwise).
 
@@ -276,6 +290,8 @@ class ConfigStore:
         self._clock = clock
         self._config_id = config_id
         self._strict = strict
+        self._builder = builder if builder is not None else IncrementalBuilder()
+        """Builds each reload of the file from the previous one (only the blocks an edit touched)."""
         self.archive = archive if archive is not None else HistoryLog()
         self.confirm = ConfirmPlanner()
         self._rolled_back_to: str | None = None
@@ -301,9 +317,10 @@ class ConfigStore:
                   config_id: str | None = None, strict: bool = False,
                   archive: HistoryLog | None = None) -> ConfigStore:
         """Load ``path`` as the first running revision. Raises ConfigReadError or ConfigRefused."""
-        loaded = load_file(path, config_id=config_id, strict=strict)
+        builder = IncrementalBuilder()
+        loaded = load_file(path, config_id=config_id, strict=strict, builder=builder)
         return cls(loaded, path=path, who=who, source=f"load {os.path.abspath(path)}", clock=clock,
-                   config_id=config_id, strict=strict, archive=archive)
+                   config_id=config_id, strict=strict, archive=archive, builder=builder)
 
     @classmethod
     def from_text(cls, text: str, *, path: str | None = None, who: str = "startup",
@@ -431,7 +448,7 @@ class ConfigStore:
             raise StoreError("no config file to reload (the engine was started from text)")
         source = f"reload {os.path.abspath(target)}"
         try:
-            loaded = load_file(target, config_id=self._config_id, strict=self._strict)
+            loaded = load_file(target, config_id=self._config_id, strict=self._strict, builder=self._builder)
         except ConfigReadError as exc:
             raise ConfigRefused(f"cannot read {target}: {exc.strerror or exc}", (), source) from None
         if loaded.errors:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
+from lvsconsole.ipvs.conntable import Connection
 from lvsconsole.ipvs.reconcile import Op
 from lvsconsole.ipvs.table import DestKey, IPAddress, ServiceKey, Table
 
@@ -130,6 +131,11 @@ class Backend(Protocol):
 
     async def read_stats(self) -> Stats: ...
 
+    async def read_dests(self, service: ServiceKey) -> dict[DestKey, DestCounters]:
+        """The counters and connection gauges of one service's dests only: one cheap read, for sampling a
+        draining server many times a second. A missing service raises ``IpvsError`` (ESRCH)."""
+        ...
+
     async def flush(self) -> None: ...
 
     async def read_timeouts(self) -> Timeouts: ...
@@ -156,6 +162,10 @@ class Backend(Protocol):
 
     async def read_sync_daemons(self) -> list[SyncDaemon]:
         """Running daemons, master first (the kernel's dump order)."""
+        ...
+
+    async def read_connections(self) -> list[Connection]:
+        """The connection table (flows and persistence templates), as ``ipvsadm -Lnc`` shows it."""
         ...
 
     async def close(self) -> None: ...

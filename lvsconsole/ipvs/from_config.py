@@ -105,16 +105,18 @@ def service_keys(vs: m.VirtualServer, groups: dict[str, m.VirtualServerGroup]) -
             yield ServiceKey.inet(protocol, address, entry.port or 0)
 
 
+def vs_services(vs: m.VirtualServer, groups: dict[str, m.VirtualServerGroup]) -> tuple[Service, ...]:
+    """The kernel services one virtual_server becomes."""
+    services = []
+    for key in service_keys(vs, groups):
+        flags, timeout, netmask = _service_attrs(vs, key.family)
+        services.append(Service(key, vs.lvs_sched, flags, timeout, netmask, vs.persistence_engine or ""))
+    return tuple(services)
+
+
 def virtual_services(config: m.Config) -> list[VirtualService]:
     groups = {g.name: g for g in config.virtual_server_groups}
-    out = []
-    for vs in config.virtual_servers:
-        services = []
-        for key in service_keys(vs, groups):
-            flags, timeout, netmask = _service_attrs(vs, key.family)
-            services.append(Service(key, vs.lvs_sched, flags, timeout, netmask, vs.persistence_engine or ""))
-        out.append(VirtualService(vs, tuple(services)))
-    return out
+    return [VirtualService(vs, vs_services(vs, groups)) for vs in config.virtual_servers]
 
 
 def _dest(address: m.IPAddress, port: int, method: m.LvsMethod, weight: int,

@@ -49,6 +49,7 @@ from lvsconsole.ipvs.backend import (
     SyncState,
     Timeouts,
 )
+from lvsconsole.ipvs.conntable import CONN_PROC, Connection, read_conn_table, read_conn_table_async
 from lvsconsole.ipvs.reconcile import (
     AddDest,
     AddService,
@@ -572,6 +573,27 @@ def netlink_socket(netns: str | None = None) -> socket.socket:
     return result[0]
 
 
+def read_conn_table_in_netns(netns: str) -> list[Connection]:
+    """``/proc/net/ip_vs_conn`` of network namespace ``netns``, read by a short-lived thread that enters it
+    (``/proc/net`` follows the process's main thread, ``/proc/thread-self/net`` the reading thread)."""
+    result: list[list[Connection]] = []
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            enter_netns(netns_path(netns))
+            result.append(read_conn_table("/proc/thread-self/net/ip_vs_conn"))
+        except BaseException as exc:  # handed to the caller
+            failure.append(exc)
+
+    thread = threading.Thread(target=work, name=f"netns-{netns}-conns")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
 def _set_buffer(sock: socket.socket, force: int, plain: int, size: int) -> None:
     try:
         sock.setsockopt(socket.SOL_SOCKET, force, size)
@@ -956,6 +978,30 @@ class KernelBackend:
             return table, None
         return table, Stats(MappingProxyType(svc_counters), MappingProxyType(dest_counters))
 
+    async def read_dests(self, service: ServiceKey) -> dict[DestKey, DestCounters]:
+        """One ``IPVS_CMD_GET_DEST`` dump of ``service``: far cheaper than ``read_stats`` on a large table."""
+        out: dict[DestKey, DestCounters] = {}
+        ch = self._dump
+        dest_cache = self._dest_cache
+        async with ch.lock:
+            for chunk, start, end in await self._dump_request(ch, CMD_GET_DEST, self._encoder.service_attr(service)):
+                span = parse_attrs(chunk, start, end).get(CMD_ATTR_DEST)
+                if span is None:
+                    continue
+                a = parse_attrs(chunk, span[0], span[1])
+                dest = dest_cache.get(_key_bytes(chunk, a, _DEST_CONFIG_ATTRS))
+                if dest is None:
+                    try:
+                        dest = decode_dest(chunk, a, int(service.family))
+                    except (ValueError, KeyError):
+                        continue
+                values = _counters(chunk, a, DEST_ATTR_STATS, DEST_ATTR_STATS64)
+                values.append(_u32(chunk, a, DEST_ATTR_ACTIVE_CONNS))
+                values.append(_u32(chunk, a, DEST_ATTR_INACT_CONNS))
+                values.append(_u32(chunk, a, DEST_ATTR_PERSIST_CONNS))
+                out[dest.key] = DestCounters(*values)
+        return out
+
     async def read_info(self) -> Info:
         async with self._cmd.lock:
             replies = await self._request(self._cmd, CMD_GET_INFO)
@@ -1081,6 +1127,12 @@ class KernelBackend:
                 )
             )
         return sorted(out, key=lambda d: int(d.state))
+
+    async def read_connections(self) -> list[Connection]:
+        # Not over netlink: IPVS exports its connection table only through /proc/net, which is per namespace
+        if self.netns is None:
+            return await read_conn_table_async(CONN_PROC)
+        return await asyncio.to_thread(read_conn_table_in_netns, self.netns)
 
     # ------------------------------------------------------------------ lifecycle
     async def close(self) -> None:

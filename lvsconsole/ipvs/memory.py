@@ -3,7 +3,8 @@
 Same semantics as the kernel backend: the same checks and errno values (``TableBuilder``), HASHED set on
 every service read back, ops applied in order up to the first refusal, sync daemons with the kernel's
 defaults filled in, ``set_timeouts`` treating 0 as "unchanged". Counters are whatever the test or demo
-sets (``set_service_stats`` / ``set_dest_stats``); they vanish with their entry, like in the kernel.
+sets (``set_service_stats`` / ``set_dest_stats``); they vanish with their entry, like in the kernel. The
+connection table is likewise what the test or demo gives (``set_connections``).
 
 Not modelled: the order the kernel *dumps* entries in (hash-bucket order for services, reverse insertion
 for dests). ``read_table`` returns insertion order; ipvsadm sorts anyway.
@@ -28,6 +29,7 @@ from lvsconsole.ipvs.backend import (
     SyncState,
     Timeouts,
 )
+from lvsconsole.ipvs.conntable import Connection
 from lvsconsole.ipvs.reconcile import Op, apply_op
 from lvsconsole.ipvs.table import (
     EMPTY,
@@ -63,9 +65,14 @@ class MemoryBackend:
         self._view: Table | None = None
         self.info = info or Info()
         self._timeouts = timeouts or Timeouts()
+        # Counters of every entry of the table (zero until set), and what read_stats last handed out: kept
+        # until a counter or the table changes (a director reads them every second, whatever the table size).
         self._svc_stats: dict[ServiceKey, Counters] = {}
         self._dest_stats: dict[tuple[ServiceKey, DestKey], DestCounters] = {}
+        self._stats_view: Stats | None = None
+        self._set_table(table)
         self._daemons: dict[SyncState, SyncDaemon] = {}
+        self._connections: list[Connection] = []
         self.ops_applied = 0
         self.apply_calls = 0
         self.history: list[Op] = []
@@ -121,16 +128,21 @@ class MemoryBackend:
     def _set_table(self, table: Table) -> None:
         self._table = table
         self._view = None
-        self._svc_stats = {k: v for k, v in self._svc_stats.items() if k in table}
+        svc, dest = self._svc_stats, self._dest_stats
+        self._svc_stats = {key: svc.get(key, ZERO_COUNTERS) for key in table}
         self._dest_stats = {
-            (s, d): v for (s, d), v in self._dest_stats.items() if s in table and d in table[s].dests
+            (key, dkey): dest.get((key, dkey), ZERO_DEST_COUNTERS)
+            for key, entry in table.items()
+            for dkey in entry.dests
         }
+        self._stats_view = None
 
     # ------------------------------------------------------------------ stats
     def set_service_stats(self, key: ServiceKey, counters: Counters) -> None:
         if key not in self._table:
             raise IpvsError(errno.ESRCH, f"No such service ({key})")
         self._svc_stats[key] = counters
+        self._stats_view = None
 
     def set_dest_stats(self, service: ServiceKey, dest: DestKey, counters: DestCounters) -> None:
         if service not in self._table:
@@ -138,24 +150,28 @@ class MemoryBackend:
         if dest not in self._table[service].dests:
             raise IpvsError(errno.ENOENT, f"No such destination ({service} -> {dest})")
         self._dest_stats[(service, dest)] = counters
+        self._stats_view = None
 
     def set_stats(self, stats: Stats) -> None:
         """Replace all counters (entries not in the table are ignored)."""
-        self._svc_stats = {k: v for k, v in stats.services.items() if k in self._table}
-        self._dest_stats = {
-            (s, d): v
-            for (s, d), v in stats.dests.items()
-            if s in self._table and d in self._table[s].dests
-        }
+        services = dict.fromkeys(self._svc_stats, ZERO_COUNTERS)
+        services.update((k, v) for k, v in stats.services.items() if k in services)
+        dests = dict.fromkeys(self._dest_stats, ZERO_DEST_COUNTERS)
+        dests.update((k, v) for k, v in stats.dests.items() if k in dests)
+        self._svc_stats, self._dest_stats = services, dests
+        self._stats_view = None
 
     async def read_stats(self) -> Stats:
-        services = {key: self._svc_stats.get(key, ZERO_COUNTERS) for key in self._table}
-        dests = {
-            (key, dkey): self._dest_stats.get((key, dkey), ZERO_DEST_COUNTERS)
-            for key, entry in self._table.items()
-            for dkey in entry.dests
-        }
-        return Stats(MappingProxyType(services), MappingProxyType(dests))
+        if self._stats_view is None:
+            # copies (not views of the live maps): a Stats is what the counters were when it was read
+            self._stats_view = Stats(MappingProxyType(dict(self._svc_stats)), MappingProxyType(dict(self._dest_stats)))
+        return self._stats_view
+
+    async def read_dests(self, service: ServiceKey) -> dict[DestKey, DestCounters]:
+        entry = self._table.get(service)
+        if entry is None:
+            raise IpvsError(errno.ESRCH, f"No such service ({service})")
+        return {dkey: self._dest_stats.get((service, dkey), ZERO_DEST_COUNTERS) for dkey in entry.dests}
 
     # ------------------------------------------------------------------ timeouts
     async def read_timeouts(self) -> Timeouts:
@@ -202,6 +218,14 @@ class MemoryBackend:
 
     async def read_sync_daemons(self) -> list[SyncDaemon]:
         return [self._daemons[s] for s in (SyncState.MASTER, SyncState.BACKUP) if s in self._daemons]
+
+    # ------------------------------------------------------------------ connections
+    def set_connections(self, connections: Sequence[Connection]) -> None:
+        """What ``read_connections`` reports (the memory backend forwards no packets, so flows are given)."""
+        self._connections = list(connections)
+
+    async def read_connections(self) -> list[Connection]:
+        return list(self._connections)
 
     async def close(self) -> None:
         self.closed = True

@@ -12,7 +12,11 @@ connection-sync daemon that matches the director's VRRP role.
   entries that changed are compared, so a change costs the same for 10 services or 10,000.
 - The kernel is re-read after every change that was made and at least every ``check_interval`` seconds
   (10 by default). A difference that this process did not make (an entry edited, deleted or added by
-  someone else, ``ipvsadm -C``) is *drift*: it is reported as a ``SyncEvent(kind="drift")`` and repaired.
+  someone else, ``ipvsadm -C``) is *drift*: it is reported as a ``SyncEvent(kind="drift")`` naming each item
+  (``ipvs/drift.py``) and repaired. With ``drift_policy="hold"`` it is not repaired: the items are held
+  (``drift``, reported once as ``drift-held``, and as ``drift-cleared`` when they go) until the operator
+  reconciles them (``reconcile``) or adopts them into the config; changes of the desired table leave a held
+  item alone unless they change that very thing.
 - Ownership follows keepalived: a service is ours if it was ever in the desired table (or named in
   ``owned``); services that are not ours are never deleted (``owned=None`` makes every service ours).
   Dests of a desired service are always reconciled.
@@ -34,11 +38,12 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, TypeAlias
 
 from lvsconsole.ipvs.backend import Backend, SyncDaemon, SyncState, Timeouts
+from lvsconsole.ipvs.drift import DriftItem, DriftLedger, DriftPolicy, detect, held_back, repair_ops
 from lvsconsole.ipvs.reconcile import (
     AddDest,
     AddService,
@@ -60,7 +65,8 @@ log = logging.getLogger("lvsconsole.ipvs")
 
 SyncRole: TypeAlias = Literal["master", "backup", "none"]
 FlushOnStop: TypeAlias = Literal["", "VS", "ALL"]
-EventKind: TypeAlias = Literal["applied", "adopted", "drift", "error", "flushed", "cleared", "daemon", "timeouts"]
+EventKind: TypeAlias = Literal["applied", "adopted", "drift", "drift-held", "drift-cleared", "error", "flushed",
+                              "cleared", "daemon", "timeouts"]
 
 _OP_TYPES = (AddService, EditService, DeleteService, AddDest, EditDest, DeleteDest, Flush)
 
@@ -73,13 +79,16 @@ class SyncEvent:
     found the kernel already matching), ``drift`` (the kernel differed from what we left it: ``ops`` are
     the repairs, applied right after), ``error`` (``error`` holds the kernel's refusal; retried),
     ``flushed`` (lvs_flush / lvs_flush_on_stop ALL), ``cleared`` (our services removed at stop),
-    ``daemon`` (a sync daemon started or stopped), ``timeouts`` (lvs_timeouts set).
+    ``daemon`` (a sync daemon started or stopped), ``timeouts`` (lvs_timeouts set), ``drift-held`` (drift
+    found and held, ``hold`` policy), ``drift-cleared`` (held drift gone: reconciled, adopted or undone).
+    ``items``: the drift items of ``drift``, ``drift-held`` and ``drift-cleared``.
     """
 
     kind: EventKind
     message: str
     ops: tuple[Op, ...] = ()
     error: IpvsError | None = None
+    items: tuple[DriftItem, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +200,7 @@ class IpvsSync:
         check_interval: float = 10.0,
         retry_interval: float = 1.0,
         on_event: Callable[[SyncEvent], None] | None = None,
+        drift_policy: DriftPolicy = "repair",
     ) -> None:
         if flush_on_stop not in ("", "VS", "ALL"):
             raise ValueError(f"lvs_flush_on_stop must be '', 'VS' or 'ALL', not {flush_on_stop!r}")
@@ -202,6 +212,9 @@ class IpvsSync:
         self.check_interval = check_interval
         self.retry_interval = retry_interval
         self.on_event = on_event
+        self.drift_policy: DriftPolicy = drift_policy
+        """``repair`` drift at once, or ``hold`` it for the operator (may change at run time, e.g. on reload)."""
+        self._drift = DriftLedger()
         self.counters = SyncCounters()
         self._desired: Table = EMPTY
         self._expected: Table | None = None  # what the kernel holds as far as we know (None: unknown)
@@ -234,6 +247,7 @@ class IpvsSync:
             flush_at_start=globals_.lvs_flush,
             flush_on_stop=globals_.lvs_flush_on_stop,
             timeouts=timeouts,
+            drift_policy=globals_.ipvs_drift,
             **kwargs,  # type: ignore[arg-type]
         )
 
@@ -254,7 +268,12 @@ class IpvsSync:
     @property
     def in_sync(self) -> bool:
         """The kernel was last seen (or left) equal to the desired table."""
-        return self._in_sync
+        return self._in_sync and not self._drift.items
+
+    @property
+    def drift(self) -> tuple[DriftItem, ...]:
+        """The drift held for the operator (``hold`` policy), as of the latest read."""
+        return self._drift.items
 
     @property
     def running(self) -> bool:
@@ -269,7 +288,7 @@ class IpvsSync:
         return self._last_error
 
     def _emit(self, event: SyncEvent) -> None:
-        level = logging.WARNING if event.kind in ("drift", "error") else logging.INFO
+        level = logging.WARNING if event.kind in ("drift", "drift-held", "error") else logging.INFO
         log.log(level, "%s", event.message)
         if self.on_event is not None:
             try:
@@ -364,9 +383,22 @@ class IpvsSync:
                 ops = plan(table, actual, owned=self._owned_arg())
             else:
                 ops = self._plan_from(old, table, self._expected)
+            if self._drift.items:
+                ops = held_back(ops, self._drift.items)
             if ops:
                 await self._apply(ops, "applied", f"IPVS: {len(ops)} operation(s) applied")
             return ops
+
+    async def reconcile(self, items: Sequence[DriftItem]) -> list[Op]:
+        """Push intent back over ``items`` (held drift), then read the kernel again so that the items repaired
+        clear before this returns. Returns the operations applied (none if the kernel refused: see the events)."""
+        ops = repair_ops(items)
+        if not ops:
+            return []
+        async with self._lock:
+            applied = await self._apply(ops, "applied", f"IPVS: drift reconciled with {len(ops)} operation(s)")
+        await self._check_once()
+        return ops if applied else []
 
     def _plan_from(self, old: Table, new: Table, expected: Table) -> list[Op]:
         """The plan new vs the kernel model; only the changed entries when both tables have the same shape
@@ -528,23 +560,41 @@ class IpvsSync:
                 self._schedule(0.0)
             else:
                 self._expected = actual
-            ops = plan(_subtable(self._desired, differing), _subtable(actual, differing), owned=self._owned_arg())
+            wanted, have = _subtable(self._desired, differing), _subtable(actual, differing)
+            ops = plan(wanted, have, owned=self._owned_arg())
+            items = detect(wanted, have, owned=self._owned_arg()) if known and ops else []
+            self._track_drift(items if self.drift_policy == "hold" else [], stale)
+            if known and self._drift.items:
+                ops = held_back(ops, self._drift.items)
             if not ops:
-                if not stale:
+                if self._drift.items:
+                    self._in_sync = False  # set_desired must plan in full (and leave the held items alone)
+                elif not stale:
                     self._in_sync = True
                     self._synced.set()
                 return []
             self._in_sync = False
             if known:
                 self.counters.drift_repairs += 1
-                summary = "; ".join(str(op) for op in ops[:5]) + (
-                    f"; ... ({len(ops) - 5} more)" if len(ops) > 5 else ""
+                summary = "; ".join(item.text() for item in items[:5]) + (
+                    f"; ... ({len(items) - 5} more)" if len(items) > 5 else ""
                 )
-                self._emit(SyncEvent("drift", f"IPVS table changed from outside; repairing: {summary}", tuple(ops)))
+                self._emit(SyncEvent("drift", f"IPVS table changed from outside; repairing: {summary}", tuple(ops),
+                                     items=tuple(items)))
                 await self._apply(ops, "applied", f"IPVS: drift repaired with {len(ops)} operation(s)")
             else:
                 await self._apply(ops, "applied", f"IPVS: {len(ops)} operation(s) applied on retry")
             return ops
+
+    def _track_drift(self, items: list[DriftItem], stale: Collection[ServiceKey]) -> None:
+        """Hold ``items`` (services in ``stale`` were not compared: their items stay); report what came and went."""
+        appeared, cleared = self._drift.update(items, keep=stale)
+        if cleared:
+            self._emit(SyncEvent("drift-cleared", "IPVS drift cleared: " + "; ".join(i.where for i in cleared),
+                                 items=tuple(cleared)))
+        if appeared:
+            self._emit(SyncEvent("drift-held", "IPVS table changed from outside; held for the operator (ipvs_drift "
+                                 "hold): " + "; ".join(i.text() for i in appeared), items=tuple(appeared)))
 
     def _prune_touched(self) -> None:
         """Forget touches that no running or future read can overlap."""

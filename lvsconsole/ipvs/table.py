@@ -185,8 +185,14 @@ class ServiceKey:
     address: IPAddress | None = None
     port: int = 0
     fwmark: int = 0
+    _hash: int = field(init=False, repr=False, compare=False)
+    """Keys are hashed on every lookup of every stats or table map (tens of thousands per second at scale);
+    the generated hash would hash each field again, the address through its text. Made of ints only, so it
+    means the same in any process."""
 
     def __post_init__(self) -> None:
+        address = None if self.address is None else int(self.address)
+        object.__setattr__(self, "_hash", hash((self.family, self.protocol, address, self.port, self.fwmark)))
         if self.fwmark:
             if not 0 < self.fwmark <= 0xFFFFFFFF:
                 raise ValueError(f"fwmark {self.fwmark} out of range 1..4294967295")
@@ -217,6 +223,9 @@ class ServiceKey:
     def is_fwmark(self) -> bool:
         return self.fwmark != 0
 
+    def __hash__(self) -> int:
+        return self._hash
+
     def __str__(self) -> str:
         if self.fwmark:
             return f"FWM {self.fwmark}" + (" IPv6" if self.family is Family.INET6 else "")
@@ -230,6 +239,14 @@ class DestKey:
 
     address: IPAddress
     port: int
+    _hash: int = field(init=False, repr=False, compare=False)
+    """As for ``ServiceKey``."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.address.version, int(self.address), self.port)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @classmethod
     def of(cls, address: IPAddress | str, port: int) -> DestKey:

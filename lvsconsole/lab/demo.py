@@ -8,13 +8,14 @@ The lab (one L2 segment, bridge br0 in namespace ``sw``, the classic LVS-DR layo
     rs2        10.77.0.22   HTTP server answering "rs2", weight 1   }  VIP on lo:0, arp_ignore/arp_announce)
     client     10.77.0.50   requests http://10.77.0.100/ twice a second
 
-The directors' config is the classic one (lvsconsole/examples/master.conf) with lab addresses: wrr, weights 3
-and 1, persistence 50, TCP_CHECK on port 80, sorry_server 127.0.0.1 80 (each director runs a "sorry" HTTP
-server there); advert_int and check delays are shortened so that things happen while you watch. Each
-director runs ``lvsconsole run --headless -f CONF --socket SOCK`` in its namespace. When the kernel has no
-ip_vs the directors run the engine over the memory IPVS backend (``python -m lvsconsole.lab.director``:
-VRRP and health checks stay real) and a user-space forwarder (lvsconsole.lab.forwarder) follows each
-director's table, so the client still gets answers; the demo says so loudly.
+The directors run the classic seed configs (lvsconsole/examples/master.conf on director1, backup.conf on
+director2) with lab addresses: wrr, weights 3 and 1, persistence 50, TCP_CHECK on port 80, and on the master
+sorry_server 127.0.0.1 80 (each director runs a "sorry" HTTP server there); advert_int and check delays are
+shortened so that things happen while you watch. Each director runs
+``lvsconsole run --headless -f CONF --socket SOCK`` in its namespace. When the kernel has no ip_vs the
+directors run the engine over the memory IPVS backend (``python -m lvsconsole.lab.director``: VRRP and
+health checks stay real) and a user-space forwarder (lvsconsole.lab.forwarder) follows each director's
+table, so the client still gets answers; the demo says so loudly.
 
 ``lvsconsole demo`` then opens the TUI attached to director1's socket (the shell if the TUI is not
 installed), with ``lab …`` commands (lvsconsole.lab.control) served on a lab socket, and tears the lab down
@@ -69,6 +70,8 @@ class DirectorSpec:
     state: str
     priority: int
     router_id: str
+    template: str
+    """The seed config this director runs (lvsconsole/examples/), verbatim but for lab addresses and timers."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +81,8 @@ class RealServerSpec:
     weight: int
 
 
-DIRECTORS = (DirectorSpec("director1", f"{NET}.11", "MASTER", 100, "LVS_DEVEL"),
-             DirectorSpec("director2", f"{NET}.12", "BACKUP", 70, "LVS_DEVEL2"))
+DIRECTORS = (DirectorSpec("director1", f"{NET}.11", "MASTER", 100, "LVS_DEVEL", "master.conf"),
+             DirectorSpec("director2", f"{NET}.12", "BACKUP", 70, "LVS_DEVEL2", "backup.conf"))
 REAL_SERVERS = (RealServerSpec("rs1", f"{NET}.21", 3), RealServerSpec("rs2", f"{NET}.22", 1))
 
 
@@ -97,17 +100,23 @@ class StepFailed(DemoError):
 
 
 def render_director_config(spec: DirectorSpec, template: Path | None = None) -> str:
-    """The classic master.conf with lab addresses, this director's role, and demo-speed timers."""
-    template = template or EXAMPLES / "master.conf"
+    """The director's seed config (master.conf or backup.conf) with lab addresses and demo-speed timers.
+
+    The role (state, priority, router_id) is the seed's own: the demo checks that it is the one it expects
+    rather than rewrite it, so the backup really runs the backup's file."""
+    template = template or EXAMPLES / spec.template
     text = template.read_text()
     rs1, rs2 = REAL_SERVERS
+    role = [(rf"\bstate {spec.state}\b", "state"), (rf"\bpriority {spec.priority}\b", "priority"),
+            (rf"\brouter_id {spec.router_id}\b", "router_id")]
+    for pattern, what in role:
+        if not re.search(pattern, text):
+            raise DemoError(f"the seed config {template} does not have the {what} the demo expects for {spec.name}"
+                            f" ({pattern!r}): update the demo")
     substitutions = [
         (r"192\.168\.2\.188", VIP),
         (r"192\.168\.2\.187", rs1.address),
         (r"192\.168\.2\.189", rs2.address),
-        (r"\bstate MASTER\b", f"state {spec.state}"),
-        (r"\bpriority 100\b", f"priority {spec.priority}"),
-        (r"\brouter_id LVS_DEVEL\b", f"router_id {spec.router_id}"),
         (r"\badvert_int 5\b", "advert_int 1"),
         (r"\blb_algo rr\b", "lb_algo wrr"),
         (r"\bdelay_loop 6\b", "delay_loop 2"),
@@ -116,13 +125,13 @@ def render_director_config(spec: DirectorSpec, template: Path | None = None) -> 
     for pattern, replacement in substitutions:
         text, count = re.subn(pattern, replacement, text)
         if count == 0:
-            raise DemoError(f"the classic config {template} no longer matches {pattern!r}: update the demo")
+            raise DemoError(f"the seed config {template} no longer matches {pattern!r}: update the demo")
     # keepalived drops a sync group of one instance ("has only 1 virtual router(s) - removing"); so does the
     # demo, rather than depend on how an engine treats a group that cannot do anything
     text = re.sub(r"(?ms)^vrrp_sync_group \S+ \{\s*group \{\s*\S+\s*\}\s*\}\n",
                   "! (the one-instance vrrp_sync_group VGM of the original is left out, as keepalived drops it)\n",
                   text)
-    header = (f"! lvsconsole demo: {spec.name} ({spec.state.lower()}), rendered from {template.name} with lab\n"
+    header = (f"! lvsconsole demo: {spec.name} ({spec.state.lower()}), {template.name} with lab\n"
               f"! addresses; wrr so that weights 3/1 count, advert_int 1 and short check delays for watching.\n")
     return header + text
 
@@ -534,6 +543,9 @@ class Checker:
     def log_has(self, node: str, text: str, after: int) -> Callable[[], bool]:
         return lambda: text in self.lab.log_text(node)[after:]
 
+    def log_has_all(self, node: str, texts: list[str], after: int) -> Callable[[], bool]:
+        return lambda: all(text in self.lab.log_text(node)[after:] for text in texts)
+
     def run(self) -> None:
         lab = self.lab
         d1, d2 = (s.name for s in DIRECTORS)
@@ -562,10 +574,27 @@ class Checker:
         since = time.time()
         self.step(f"the client is served by {rs2.name}", self.answered(since, rs2.name), 20,
                   detail=lambda: f"last: {[_client_line(r) for r in lab.client_records()[-3:]]}")
+        # the last real server leaves: quorum is lost and the sorry server stands in; the first one back
+        # regains it (keepalived's "Lost quorum" / "Gained quorum")
+        mark = lab.log_size(d1)
+        self.act(f"lab stop {rs2.name}")
+        self.step(f"{d1} logs 'Lost quorum' for VS {vs_key} and puts the sorry server [127.0.0.1]:tcp:{PORT} in",
+                  self.log_has_all(d1, [f"Removing service [{rs2.address}]:tcp:{PORT}", "Lost quorum 1-0=1 > 0",
+                                        f"Adding sorry server [127.0.0.1]:tcp:{PORT} to VS {vs_key}"], mark), 30,
+                  detail=lambda: f"health {lab.health(d1)}")
         mark = lab.log_size(d1)
         self.act(f"lab start {rs1.name}")
         self.step(f"{d1} logs 'Adding service [{rs1.address}]:tcp:{PORT} to VS {vs_key}'",
                   self.log_has(d1, f"Adding service [{rs1.address}]:tcp:{PORT}", mark), 30,
+                  detail=lambda: f"health {lab.health(d1)}")
+        self.step(f"{d1} logs 'Gained quorum' for VS {vs_key} and takes the sorry server out",
+                  self.log_has_all(d1, ["Gained quorum 1+0=1 <= 3",
+                                        f"Removing sorry server [127.0.0.1]:tcp:{PORT} from VS {vs_key}"], mark), 10,
+                  detail=lambda: f"health {lab.health(d1)}")
+        mark = lab.log_size(d1)
+        self.act(f"lab start {rs2.name}")
+        self.step(f"{d1} logs 'Adding service [{rs2.address}]:tcp:{PORT} to VS {vs_key}'",
+                  self.log_has(d1, f"Adding service [{rs2.address}]:tcp:{PORT}", mark), 30,
                   detail=lambda: f"health {lab.health(d1)}")
         self.act(f"lab stop {d1}")
         self.step(f"{d2} takes over: MASTER with the VIP, {d1} without it",

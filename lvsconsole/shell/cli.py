@@ -34,7 +34,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     from lvsconsole.engine.listen import add_metrics_argument
-    from lvsconsole.paths import DEFAULT_SOCKET
+    from lvsconsole.paths import DEFAULT_SOCKET, add_history_dir_argument
 
     source = parser.add_mutually_exclusive_group()
     source.add_argument("-f", "--file", help="embed an engine running this config")
@@ -45,6 +45,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="embedded engine: memory IPVS, no address changes")
     parser.add_argument("-i", "--config-id", help="config id for @ID lines (embedded engine)")
     add_metrics_argument(parser)
+    add_history_dir_argument(parser)
     parser.add_argument("-c", "--command", dest="commands", metavar="'CMD; CMD'",
                         help="run these commands and exit (non-zero at the first failure)")
     parser.add_argument("--json", action="store_true", help="print each result as a JSON object (one per line)")

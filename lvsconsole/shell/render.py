@@ -168,6 +168,29 @@ def render_overrides(data: list[dict[str, Any]]) -> FormattedText:
     return table(("REAL SERVER", "VIRTUAL SERVER", "OVERRIDE", "CONFIG WEIGHT"), rows)
 
 
+_PHASE_STYLE = {"draining": "class:warning", "held": "class:notice", "empty": "class:ok", "removed": "class:ok",
+                "timed-out": "class:error"}
+
+
+def render_drain(data: list[dict[str, Any]]) -> FormattedText:
+    """``show drain``: each watched server's phase, counts, how fast ActiveConn falls and the fitted ETA."""
+    if not data:
+        return FormattedText([("class:dim", "no drain is watched (drain RS starts one)\n")])
+    rows = []
+    for w in data:
+        plan = w.get("plan") or {}
+        phase = str(w["phase"]) + (" -> maint" if plan.get("then_remove") and w["phase"] == "draining" else "")
+        rate, eta, hz = w.get("rate"), w.get("eta"), w.get("sample_hz")
+        rows.append([("class:vs", str(w["rs"])), ("", str(w["vs"])), (_PHASE_STYLE.get(str(w["phase"]), ""), phase),
+                     ("", _text(w.get("active"))), ("", _text(w.get("inactive"))), ("", _text(w.get("persist"))),
+                     ("", f"{rate:.1f}/s" if isinstance(rate, int | float) and rate > 0 else "-"),
+                     ("class:vs" if isinstance(eta, int | float) else "class:dim",
+                      f"{eta:.0f}s" if isinstance(eta, int | float) else "-"),
+                     ("class:dim", f"{w.get('samples', 0)} @{hz:.1f}Hz" if isinstance(hz, int | float) else "-")])
+    return table(("REAL SERVER", "VIRTUAL SERVER", "PHASE", "ACTIVE", "INACT", "PERSIST", "FALL", "ETA", "SAMPLES"),
+                 rows)
+
+
 _SEVERITY_STYLE = {"error": "class:error", "warning": "class:warning", "notice": "class:notice", "debug": "class:dim"}
 
 
@@ -185,6 +208,7 @@ def render_log(data: list[dict[str, Any]]) -> FormattedText:
 
 RENDERERS: dict[str, Callable[[Any], FormattedText]] = {
     "vrrp": render_vrrp, "vs": render_vs, "rs": render_rs, "overrides": render_overrides, "log": render_log,
+    "drain": render_drain,
 }
 
 

@@ -415,6 +415,7 @@ async def amain(args: argparse.Namespace, *, sink: Sink | None = None, stdin: IO
     from lvsconsole.config.lexer import ConfigReadError
     from lvsconsole.engine.daemon import running_engine
     from lvsconsole.engine.store import ConfigRefused
+    from lvsconsole.paths import history_dir_for
 
     stdin = stdin or sys.stdin
     sink = sink or Sink()
@@ -436,7 +437,7 @@ async def amain(args: argparse.Namespace, *, sink: Sink | None = None, stdin: IO
                 path = args.file or DEFAULT_CONFIG
                 engine = await stack.enter_async_context(running_engine(
                     path, dry_run=args.dry_run, socket_path=args.socket or None, config_id=args.config_id,
-                    metrics=metrics))
+                    metrics=metrics, history_dir=history_dir_for(getattr(args, "history_dir", None), args.dry_run)))
                 link = EmbeddedLink(engine, f"embedded engine for {path}" + (" (dry run)" if args.dry_run else ""))
         except ConfigReadError as exc:
             print(f"lvsconsole shell: {exc.filename or args.file}: cannot read: {exc.strerror or exc}", file=sink.err)

@@ -34,12 +34,13 @@ from lvsconsole.engine.commands import Result, split_commands
 from lvsconsole.engine.director_api import DirectorSnapshot, RealServerView, VirtualServerView, VrrpInstanceView
 from lvsconsole.engine.events import Event, ReloadApplied, VrrpTransition
 from lvsconsole.engine.guard import blast_radius
-from lvsconsole.tui import bindings
+from lvsconsole.tui import bindings, heap
 from lvsconsole.tui.link import REPLAY, EmbeddedLink, EngineLink, find_pair, rs_command_target
 from lvsconsole.tui.palette import PROVIDERS, Action
 from lvsconsole.tui.screens.checks import ChecksScreen
 from lvsconsole.tui.screens.confirm import AskScreen, ConfirmScreen, weight_error
 from lvsconsole.tui.screens.diff import DiffScreen
+from lvsconsole.tui.screens.drain import DrainScreen
 from lvsconsole.tui.screens.editor import EditorScreen
 from lvsconsole.tui.screens.explain import ExplainScreen
 from lvsconsole.tui.screens.help import HelpScreen
@@ -76,9 +77,11 @@ class LvsConsoleApp(App[str]):
 
     def __init__(self, link: EngineLink, *, keymap: dict[str, str] | None = None, keymap_name: str = "default",
                  tick: float = 1.0, history_path: Path | None = None, replay: int = REPLAY,
-                 theme: str | None = None) -> None:
+                 theme: str | None = None, settle_heap: bool = False) -> None:
         super().__init__()
         self.link = link
+        self.settle_heap = settle_heap
+        """Tune the garbage collector once the panels are built (``tui.heap``; the entry points ask for it)."""
         self.keymap = dict(keymap) if keymap is not None else dict(bindings.DEFAULT_KEYS)
         self.keymap_name = keymap_name
         self.tick_seconds = tick
@@ -131,6 +134,8 @@ class LvsConsoleApp(App[str]):
             log.warning("cannot reach the engine: %s", exc)
             self.notify(f"cannot reach the engine: {exc}", severity="error", timeout=10)
         self.refresh_panels()
+        if self.settle_heap:
+            heap.settle()
         self._next_tick = self.set_timer(self.tick_seconds, self._timed_tick, name="lvsconsole-tick")
         self.run_worker(self._pump(), name="lvsconsole-events", group="events", exit_on_error=False)
         self.vs_table.focus()
@@ -354,6 +359,16 @@ class LvsConsoleApp(App[str]):
             new = max(0, current + step)
             self._set_weight(vs, rs, str(new))
 
+    @on(VsTable.DriftRequested)
+    def _drift_action(self, event: VsTable.DriftRequested) -> None:
+        """Reconcile (intent back to the kernel) or adopt (the kernel's values into the candidate) the row's drift."""
+        self.run_command("; ".join(f"drift {event.kind} {item_id}" for item_id in event.ids))
+
+    @on(VsTable.DrainViewRequested)
+    def show_drains(self) -> None:
+        """The drain view: every watched drain's live counts, sparkline and ETA (attached consoles too)."""
+        self.push_screen(DrainScreen(lambda: self.link.run("show drain")))
+
     def show_checks(self, vs: VirtualServerView, rs: RealServerView) -> None:
         """The flight recorder of ``rs`` in ``vs`` (through the link's commands: attached consoles too)."""
         target = rs_command_target(vs, rs)
@@ -535,6 +550,7 @@ class LvsConsoleApp(App[str]):
             ("Filter the virtual servers", "words to match", self.vs_panel.open_filter),
             ("Switch light/dark theme", "lvs-light / lvs-dark", self.action_toggle_theme),
             ("Show the runtime overrides", "show overrides", lambda: self.run_command("show overrides", "palette")),
+            ("Watch the drains", "live counts, sparkline and ETA of draining servers (W)", self.show_drains),
             ("Show the config history", "show history", lambda: self.run_command("show history", "palette")),
             ("Keys and commands", "help", self.action_help),
             ("Quit", "asks what to do with an embedded director", self.action_quit),

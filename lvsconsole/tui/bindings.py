@@ -52,6 +52,9 @@ VS: list[Binding] = [
     Binding("E", "enable", "Enable", id="vs.enable", show=False),
     Binding("slash", "filter", "Filter", id="vs.filter"),
     Binding("h", "checks", "Checks", id="vs.checks"),
+    Binding("W", "drain_view", "Drains", id="vs.drain_view", show=False),
+    Binding("R", "reconcile", "Reconcile drift", id="vs.reconcile", show=False),
+    Binding("A", "adopt", "Adopt drift", id="vs.adopt", show=False),
     Binding("s", "sort", "Sort", id="vs.sort", show=False),
     Binding("S", "sort_reverse", "Reverse sort", id="vs.sort_reverse", show=False),
 ]

@@ -44,6 +44,7 @@ def history_path() -> Path:
 def add_root_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of the bare ``lvsconsole`` command (the console with an embedded engine)."""
     from lvsconsole.engine.listen import add_metrics_argument
+    from lvsconsole.paths import add_history_dir_argument
 
     parser.add_argument("-f", "--file", dest="tui_file", default=DEFAULT_CONFIG,
                         help=f"config file for the embedded engine (default {DEFAULT_CONFIG})")
@@ -56,6 +57,7 @@ def add_root_arguments(parser: argparse.ArgumentParser) -> None:
                         help="default, vim, emacs or a TOML file (ids → keys)")
     parser.add_argument("-i", "--config-id", dest="tui_config_id", default=None, help="config id for @ID lines")
     add_metrics_argument(parser, dest="tui_metrics")
+    add_history_dir_argument(parser, dest="tui_history_dir")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -98,13 +100,17 @@ def choose_socket(requested: str | None) -> str | None:
 
 def run_embedded(args: argparse.Namespace) -> int:
     """``lvsconsole [-f FILE]``: the console with the engine in this process."""
+    from lvsconsole.paths import history_dir_for
+
     keymap = _keymap(getattr(args, "tui_keymap", None))
     if keymap is None:
         return 2
-    return asyncio.run(embedded(getattr(args, "tui_file", DEFAULT_CONFIG), dry_run=getattr(args, "tui_dry_run", False),
+    dry_run = getattr(args, "tui_dry_run", False)
+    return asyncio.run(embedded(getattr(args, "tui_file", DEFAULT_CONFIG), dry_run=dry_run,
                                 socket_path=choose_socket(getattr(args, "tui_socket", None)),
                                 config_id=getattr(args, "tui_config_id", None), keymap=keymap[0],
-                                keymap_name=keymap[1], metrics=getattr(args, "tui_metrics", None)))
+                                keymap_name=keymap[1], metrics=getattr(args, "tui_metrics", None),
+                                history_dir=history_dir_for(getattr(args, "tui_history_dir", None), dry_run)))
 
 
 def run_attach(args: argparse.Namespace) -> int:
@@ -127,7 +133,8 @@ async def attached(socket_path: str, *, keymap: dict[str, str], keymap_name: str
         print(f"lvsconsole attach: {exc}", file=sys.stderr)
         return 2
     try:
-        app = LvsConsoleApp(link, keymap=keymap, keymap_name=keymap_name, history_path=history_path())
+        app = LvsConsoleApp(link, keymap=keymap, keymap_name=keymap_name, history_path=history_path(),
+                            settle_heap=True)
         await app.run_async()
     finally:
         await link.close()
@@ -136,16 +143,17 @@ async def attached(socket_path: str, *, keymap: dict[str, str], keymap_name: str
 
 async def embedded(path: str, *, dry_run: bool, socket_path: str | None, config_id: str | None,
                    keymap: dict[str, str], keymap_name: str, out: TextIO = sys.stderr,
-                   metrics: ListenAddress | None = None) -> int:
+                   metrics: ListenAddress | None = None, history_dir: str | None = None) -> int:
     from lvsconsole.engine.daemon import run_headless, running_engine, start_failure
     from lvsconsole.tui.app import LvsConsoleApp
     from lvsconsole.tui.link import EmbeddedLink
 
     try:
         async with running_engine(path, dry_run=dry_run, socket_path=socket_path, config_id=config_id,
-                                  metrics=metrics) as engine:
+                                  metrics=metrics, history_dir=history_dir) as engine:
             link = EmbeddedLink(engine, socket_path=socket_path, dry_run=dry_run, config_id=config_id)
-            app = LvsConsoleApp(link, keymap=keymap, keymap_name=keymap_name, history_path=history_path())
+            app = LvsConsoleApp(link, keymap=keymap, keymap_name=keymap_name, history_path=history_path(),
+                                settle_heap=True)
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGTERM, app.exit, "stop")
             loop.add_signal_handler(signal.SIGHUP, app.exit, "hangup")

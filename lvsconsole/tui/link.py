@@ -74,6 +74,8 @@ class EngineInfo:
     loop_lag_limit_ms: float | None = None
     confirm_deadline: float | None = None
     """Wall-clock time a pending ``commit confirmed`` rolls back unless confirmed (None: nothing pending)."""
+    sync_coverage: str | None = None
+    """"sync 97%" / "sync ?" (peer unreachable): connection-sync coverage, when lvs_sync_peer_http is set."""
 
 
 def pending_deadline(stats: Mapping[str, Any]) -> float | None:
@@ -81,6 +83,19 @@ def pending_deadline(stats: Mapping[str, Any]) -> float | None:
     pending = stats.get("commit_pending")
     deadline = pending.get("deadline") if isinstance(pending, Mapping) else None
     return float(deadline) if isinstance(deadline, int | float) else None
+
+
+def coverage_label(stats: Mapping[str, Any]) -> str | None:
+    """The header's "sync N%" from ``show stats`` (engine/synccoverage.py); None without a watcher."""
+    figures = stats.get("sync_coverage")
+    if not isinstance(figures, Mapping):
+        return None
+    percent = figures.get("percent")
+    if figures.get("error"):
+        return "sync ? (peer unreachable)"
+    if isinstance(percent, int | float):
+        return f"sync {percent:.0f}%"
+    return "sync -" if figures.get("measured_at") is not None else None
 
 
 def stat_number(stats: Mapping[str, Any], key: str) -> float | None:
@@ -101,6 +116,10 @@ class Preview:
     """``Diagnostic.as_json()`` of the config to apply (errors and warnings)."""
     refused: str | None = None
     """Why it cannot be applied (errors), or None."""
+    ipvs_ops: tuple[dict[str, Any], ...] = ()
+    """``PlannedOp.as_json()``: the exact IPVS operations and the connections on what each touches."""
+    address_ops: tuple[dict[str, Any], ...] = ()
+    """``AddressOp.as_json()``: the VIPs added or removed, and when."""
 
     @property
     def errors(self) -> list[dict[str, Any]]:
@@ -245,7 +264,8 @@ class EngineLink(abc.ABC):
         refused = None if result.ok else result.message
         if errors:
             refused = "the candidate configuration has errors"
-        return Preview("commit", tuple(data.get("changes") or ()), errors, refused)
+        return Preview("commit", tuple(data.get("changes") or ()), errors, refused,
+                       ipvs_ops=tuple(data.get("ipvs_ops") or ()), address_ops=tuple(data.get("address_ops") or ()))
 
 
 # ---------------------------------------------------------------------------------------------- embedded
@@ -290,7 +310,8 @@ class EmbeddedLink(EngineLink):
                           config_file=store.path, candidate_dirty=store.dirty, revision=store.running.number,
                           mode=mode, loop_lag_ms=stat_number(self._snapshot.stats, "loop_lag_ms"),
                           loop_lag_limit_ms=stat_number(self._snapshot.stats, "loop_lag_limit_ms"),
-                          confirm_deadline=store.confirm.next_deadline())
+                          confirm_deadline=store.confirm.next_deadline(),
+                          sync_coverage=coverage_label(self._snapshot.stats))
 
     async def run(self, command: str) -> Result:
         return await self.engine.executor.run(command, self.who)
@@ -325,8 +346,10 @@ class EmbeddedLink(EngineLink):
             return Preview(exc.source or source, (), tuple(d.as_json() for d in exc.diagnostics), exc.reason)
         except StoreError as exc:
             return Preview(source, (), (), str(exc))
+        ops, addresses = self.engine.executor.plan_impact(proposal.config) if not proposal.empty else ([], [])
         return Preview(proposal.source, tuple(proposal.plan.as_json()),
-                       tuple(d.as_json() for d in proposal.diagnostics))
+                       tuple(d.as_json() for d in proposal.diagnostics),
+                       ipvs_ops=tuple(op.as_json() for op in ops), address_ops=tuple(a.as_json() for a in addresses))
 
     async def handoff(self, progress: Callable[[str], None], *, write_first: bool = False) -> str:
         """Hand this engine to a background ``lvsconsole run --headless`` (see ``handoff``)."""
@@ -406,7 +429,12 @@ class RemoteLink(EngineLink):
             if revision != self._state.revision:
                 self._state.revision = revision if isinstance(revision, int) else None
                 self._state.router_id = await self._router_id()
-            self._snapshot = DirectorSnapshot(time.time(), instances, servers, stat)
+            drift: tuple[dict[str, Any], ...] = ()
+            if stat.get("ipvs_drift"):  # asked only when there is some: most polls find none
+                with contextlib.suppress(ControlSocketError):
+                    held = await self._request("show drift")
+                    drift = tuple(d for d in (held.data or ()) if isinstance(d, dict)) if held.ok else ()
+            self._snapshot = DirectorSnapshot(time.time(), instances, servers, stat, drift=drift)
             return self._snapshot
 
     async def _router_id(self) -> str | None:
@@ -428,6 +456,7 @@ class RemoteLink(EngineLink):
             loop_lag_ms=stat_number(st.stats, "loop_lag_ms"),
             loop_lag_limit_ms=stat_number(st.stats, "loop_lag_limit_ms"),
             confirm_deadline=pending_deadline(st.stats),
+            sync_coverage=coverage_label(st.stats),
         )
 
     async def run(self, command: str) -> Result:

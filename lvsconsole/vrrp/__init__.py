@@ -7,8 +7,11 @@ the current time, and return adverts and actions. The adapters do the I/O:
 - transport.py   raw IP sockets (protocol 112), one per (interface, family), shared by VRID
 - timer.py       a timerfd-based one-shot timer on the event loop (microsecond wake-ups)
 - addresses.py   VIPs over rtnetlink (requests encoded by pyroute2), gratuitous ARP / unsolicited NA
+- vmac.py        use_vmac: the macvlan with the virtual MAC and keepalived's sysctls
+- routes.py      virtual_routes / virtual_rules: parsing (sans-IO) and rtnetlink requests while MASTER
 - frames.py      the ARP / NA frames (sans-IO)
 - tracking.py    track_interface, vrrp_script, track_file and keepalived's weight arithmetic
+- trackprocess.py vrrp_track_process: matching, quorum with delays (sans-IO), proc connector or /proc scans
 - syncgroup.py   vrrp_sync_group rules over machines (sans-IO)
 - instance.py    one machine wired to its socket, timer and addresses
 - service.py     every instance of a config: VrrpService and run_vrrp()

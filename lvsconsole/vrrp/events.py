@@ -80,12 +80,14 @@ class PacketDropped(VrrpEvent):
 
 @dataclass(frozen=True, slots=True)
 class TrackerChanged(VrrpEvent):
-    kind: str  # "interface", "script", "file"
+    kind: str  # "interface", "script", "file", "process"
     name: str
-    status: str  # "UP"/"DOWN", "succeeded"/"failed", or the file's value
+    status: str  # "UP"/"DOWN", "succeeded"/"failed", the file's value, or "gained"/"lost" (a process quorum)
 
     @property
     def message(self) -> str:
+        if self.kind == "process":
+            return f"Quorum {self.status} for tracked process {self.name}"
         if self.kind == "script":
             return f"VRRP_Script({self.name}) {self.status}"
         if self.kind == "file":

@@ -26,7 +26,7 @@ from lvsconsole.vrrp.params import TrackKind, TrackSpec
 
 Winner: TypeAlias = Literal["us", "peer", "none"]
 
-_KIND_WORDS = {"interface": "interface", "script": "script", "file": "track file"}
+_KIND_WORDS = {"interface": "interface", "script": "script", "file": "track file", "process": "tracked process"}
 
 
 # ---------------------------------------------------------------------------------------------- inputs

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -39,8 +40,9 @@ from lvsconsole.vrrp.machine import (
     StateChanged,
     VrrpMachine,
 )
-from lvsconsole.vrrp.packet import IPAddress
+from lvsconsole.vrrp.packet import Advert, IPAddress
 from lvsconsole.vrrp.params import InstanceSpec
+from lvsconsole.vrrp.routes import RouteInstaller
 from lvsconsole.vrrp.timer import PreciseTimer
 from lvsconsole.vrrp.transport import Received, VrrpSocket
 
@@ -52,6 +54,8 @@ ERROR_COUNTERS = ("packet_len_err", "ip_ttl_err", "invalid_type_rcvd", "vers_err
 WARM_UP_LEAD = 0.002  # seconds before a deadline to wake up and warm the takeover path up
 Job = Callable[[], Awaitable[None]]
 AfterHook = Callable[["InstanceRuntime", list[Action], float], None]
+AdvertSentHook = Callable[[str, IPAddress, Advert], None]
+"""Called with (interface, source, advert) once per advert that reached the wire (the wire radar's own side)."""
 
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -89,6 +93,21 @@ def deferred_logging() -> Iterator[None]:
             log.log(level, msg, *args, **kwargs)  # type: ignore[arg-type]
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No garbage collection while the wire actions run: a collection triggered by the allocations of a takeover
+    would stall it between the advert and the gratuitous ARPs (a full one takes milliseconds). It runs, if due,
+    right after."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 class InstanceRuntime:
     """Drives one :class:`VrrpMachine` on the event loop."""
 
@@ -101,12 +120,15 @@ class InstanceRuntime:
         garp: GratuitousSender,
         emit: Callable[[VrrpEvent], None],
         loop: asyncio.AbstractEventLoop,
+        routes: RouteInstaller | None = None,
     ) -> None:
         self.spec = spec
         self.machine = machine
         self.socket: VrrpSocket | None = None
         self._addresses = addresses
         self._garp = garp
+        self._routes = routes if routes is not None else RouteInstaller(dry_run=addresses.dry_run)
+        self._extra_garp: asyncio.TimerHandle | None = None
         self._emit = emit
         self._loop = loop
         self._timer = PreciseTimer(loop, self._on_timer)
@@ -115,6 +137,7 @@ class InstanceRuntime:
         self._jobs: asyncio.Queue[Job] = asyncio.Queue()
         self._worker: asyncio.Task[None] | None = None
         self.after: AfterHook | None = None  # set by the service: sync-group coordination
+        self.advert_sent: AdvertSentHook | None = None  # set by the service: the radar sees our side too
         self.transmit = True  # False in a dry run: the machine runs, nothing goes on the wire
         self.rx_filtered = 0
         self.tx_failed = 0
@@ -165,6 +188,7 @@ class InstanceRuntime:
         self.detach()
 
     def detach(self) -> None:
+        self._stop_extra_garp()
         self._timer.close()
         if self.socket is not None:
             self.socket.unregister(self.spec.params.vrid)
@@ -183,12 +207,22 @@ class InstanceRuntime:
     def drive(self, call: Callable[[VrrpMachine, float], list[Action]], now: float | None = None) -> list[Action]:
         """Call the machine, carry out its actions, let the sync group react, re-arm the timer."""
         now = self._loop.time() if now is None else now
-        with deferred_logging():
+        with collector_paused(), deferred_logging():
             actions = call(self.machine, now)
             self.execute(actions)
             if self.after is not None and actions:
                 self.after(self, actions, now)
         return actions
+
+    def restore_vips(self, addresses: Sequence[str]) -> int:
+        """Add back those of our VIPs (by address, no prefix) that were removed by hand, if we hold them (MASTER);
+        returns how many were asked for. The operator's ``drift reconcile`` of a removed VIP."""
+        if self.machine.state is not State.MASTER or not self.vips_present:
+            return 0
+        wanted = [v for v in self.spec.all_vips if str(v.address.ip) in addresses]
+        if wanted:
+            self._addresses.add(wanted, self.spec.address_interface)
+        return len(wanted)
 
     def execute(self, actions: Sequence[Action]) -> None:
         """Carry out actions (also those a sync group produced for this instance)."""
@@ -196,10 +230,14 @@ class InstanceRuntime:
             if isinstance(action, SendAdvert):
                 self._send(action)
             elif isinstance(action, AddAddresses):
-                self._addresses.add(self.spec.all_vips, self.spec.interface)
+                self._addresses.add(self.spec.all_vips, self.spec.address_interface)
                 self.vips_present = True
+                if self.spec.routes or self.spec.rules:
+                    self._routes.add(self.spec.routes, self.spec.rules, self.name)
             elif isinstance(action, RemoveAddresses):
-                self._addresses.remove(self.spec.all_vips, self.spec.interface)
+                if self.spec.routes or self.spec.rules:
+                    self._routes.remove(self.spec.routes, self.spec.rules, self.name)
+                self._addresses.remove(self.spec.all_vips, self.spec.address_interface)
                 self.vips_present = False
             elif isinstance(action, SendGratuitous):
                 if self.spec.garp_interval > 0:
@@ -208,6 +246,7 @@ class InstanceRuntime:
                     self.garp_sent += self._garp.announce_now(self.name, self._targets(), action.count,
                                                               self._on_announced)
             elif isinstance(action, StateChanged):
+                self._follow_extra_garp(action.new)
                 self._emit(InstanceStateChanged(self.name, action.old, action.new, action.reason,
                                                 self.machine.priority, time=time.time()))
             elif isinstance(action, PriorityChanged):
@@ -248,17 +287,21 @@ class InstanceRuntime:
         log.makeRecord(log.name, logging.DEBUG, __file__, 0, "(%s) warm-up", (self.name,), None)
         self.prepare_adverts()
         if self.machine.state is State.BACKUP:
-            self._addresses.prepare(self.spec.all_vips, self.spec.interface)
+            self._addresses.prepare(self.spec.all_vips, self.spec.address_interface)
 
     # -- network ----------------------------------------------------------------------------------
 
     def _send(self, action: SendAdvert) -> None:
         if self.socket is None or self.source is None or not self.transmit:
             return
+        sent = False
         for dst in self.destinations():
-            if not self.socket.send(action.advert, self.source, dst,
-                                    v3_checksum_as_v2=self.spec.params.v3_checksum_as_v2):
+            if self.socket.send(action.advert, self.source, dst, v3_checksum_as_v2=self.spec.params.v3_checksum_as_v2):
+                sent = True
+            else:
                 self.tx_failed += 1
+        if sent and self.advert_sent is not None:
+            self.advert_sent(self.spec.socket_interface, self.source, action.advert)
 
     def on_packet(self, received: Received) -> None:
         spec = self.spec
@@ -299,7 +342,42 @@ class InstanceRuntime:
                 self._jobs.task_done()
 
     def _targets(self) -> list[tuple[str, IPAddress]]:
-        return [(vip_device(v, self.spec.interface), v.address.ip) for v in self.spec.all_vips]
+        return [(vip_device(v, self.spec.address_interface), v.address.ip) for v in self.spec.all_vips]
+
+    # -- garp_extra_if ----------------------------------------------------------------------------
+
+    def extra_targets(self) -> list[tuple[str, IPAddress]]:
+        """What garp_extra_if refreshes: the VIPs on the VMAC, or with ``all`` on every interface the instance
+        uses (keepalived keeps the switches' MAC tables fresh where no advert leaves from)."""
+        vmac = self.spec.vmac
+        return [(dev, ip) for dev, ip in self._targets()
+                if self.spec.garp_extra_all or (vmac is not None and dev == vmac.name)]
+
+    def _follow_extra_garp(self, state: State) -> None:
+        if state is State.MASTER and self.spec.garp_extra_interval > 0:
+            if self._extra_garp is None:
+                self._extra_garp = self._loop.call_later(self.spec.garp_extra_interval, self._send_extra_garp)
+        else:
+            self._stop_extra_garp()
+
+    def refresh_extra_garp(self) -> None:
+        """Follow a garp_extra_if a reload changed (a MASTER restarts its period)."""
+        self._stop_extra_garp()
+        self._follow_extra_garp(self.machine.state)
+
+    def _stop_extra_garp(self) -> None:
+        if self._extra_garp is not None:
+            self._extra_garp.cancel()
+            self._extra_garp = None
+
+    def _send_extra_garp(self) -> None:
+        self._extra_garp = None
+        if self.machine.state is not State.MASTER or self.spec.garp_extra_interval <= 0:
+            return
+        targets = self.extra_targets()
+        if targets and self.transmit:
+            self.garp_sent += self._garp.announce_now(self.name, targets, 1, self._on_announced)
+        self._extra_garp = self._loop.call_later(self.spec.garp_extra_interval, self._send_extra_garp)
 
     async def _announce(self, count: int) -> None:
         if self.machine.state is not State.MASTER:

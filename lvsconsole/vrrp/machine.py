@@ -294,6 +294,7 @@ class VrrpMachine:
         self._last_advert_at: float | None = None
         self._wants_master = False
         self._hold = False  # after release(): do not preempt the master we handed over to
+        self._takeover_priority = params.priority  # the effective priority when we last became MASTER
         self._split_brain = SplitBrainWatch()
 
     # -- observation ------------------------------------------------------------------------------
@@ -546,6 +547,47 @@ class VrrpMachine:
             return []
         return [AddAddresses(addresses), *self._garp(self.params.garp_master_repeat, "reload")]
 
+    def reconfigure(self, params: Params, now: float) -> list[Action]:
+        """A reload changed settings keepalived applies in place: state, timers and counters stay.
+
+        The identity (VRID, version, family, address ownership) must not change: that is a new instance.
+        The base priority is taken as given; the effective one follows from :meth:`set_priority`, which the
+        caller makes next with the tracking total (keepalived: old effective + new base - old base). A MASTER
+        keeps its advert schedule, brought forward if the new interval is shorter, so no advert is skipped or
+        doubled; a BACKUP's running down timer stays and the next advert re-arms it with the new values.
+        New virtual addresses are handled as :meth:`set_addresses` does.
+        """
+        old = self.params
+        if (params.vrid, params.version, params.family, params.owner) != (old.vrid, old.version, old.family,
+                                                                          old.owner):
+            raise ValueError(f"({self.name}) VRID, version, family or address ownership changed: not in place")
+        addresses_changed = params.addresses != old.addresses
+        self.params = params
+        if self._base_priority != PRIO_OWNER - 1 or not old.owner:  # the two-owners workaround outlives a reload
+            self._base_priority = params.priority
+        interval = params.interval_cs / 100
+        if interval != self._adver_int:
+            log.info("(%s) advert interval changed from %gs to %gs on reload", self.name, self._adver_int, interval)
+            self._adver_int = interval
+            if self._state is State.MASTER:
+                self._master_adver_int = interval
+                if self._deadline is not None:
+                    self._deadline = min(self._deadline, now + interval)
+            elif params.version == 2:
+                self._master_adver_int = interval  # a v2 master must advertise our interval anyway
+        if params.preempt_delay <= 0 or not params.preempt:
+            self._preempt_time = None
+        if self._state is State.MASTER:
+            if old.garp_master_refresh != params.garp_master_refresh:
+                self._garp_refresh_at = now + params.garp_master_refresh if params.garp_master_refresh > 0 else None
+            if params.garp_master_delay <= 0:
+                self._garp_delay_at = None
+            if params.garp_lower_prio_repeat <= 0:
+                self._garp_lower_prio_at = None
+        if addresses_changed and self._state is State.MASTER and self._vipset:
+            return [AddAddresses(params.addresses), *self._garp(params.garp_master_repeat, "reload")]
+        return []
+
     # -- operator -----------------------------------------------------------------------------------
 
     def release(self, now: float, reason: str = "released by operator") -> list[Action]:
@@ -738,10 +780,11 @@ class VrrpMachine:
                 log.info("(%s) Master received advert from %s with same priority %d but higher IP address "
                          "than ours", self.name, src, prio)
                 reason = f"equal priority advert from higher address {src}"
-            if not any(isinstance(a, SendAdvert) for a in actions):
-                # Always on, unlike keepalived's higher_prio_send_advert: if we were the other side of a
-                # split brain, the winner may never hear from us otherwise (its advert reached us first),
-                # and only hearing us tells it to re-announce the VIPs we had taken.
+            if not any(isinstance(a, SendAdvert) for a in actions) and self._priority >= self._takeover_priority:
+                # Unlike keepalived (only with higher_prio_send_advert): if we were the other side of a split
+                # brain, the winner may never hear from us otherwise (its advert reached us first), and only
+                # hearing us tells it to re-announce the VIPs we had taken. A master whose own priority fell
+                # since it took over was preempted as intended: it leaves silently, as keepalived does.
                 actions.append(self._advert(self._priority))
             if params.version == 3:
                 self._master_adver_int = advert.interval_cs / 100
@@ -851,6 +894,7 @@ class VrrpMachine:
         self._garp_lower_prio_at = None
         self._master_address = params.source
         self._master_priority = self._priority
+        self._takeover_priority = self._priority
         actions.append(self._transition(State.MASTER, self._takeover_reason, now))
         return actions
 

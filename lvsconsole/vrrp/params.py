@@ -26,10 +26,20 @@ from typing import Literal
 from lvsconsole.config import model as m
 from lvsconsole.vrrp.machine import Params, State
 from lvsconsole.vrrp.packet import Auth, IPAddress
+from lvsconsole.vrrp.routes import (
+    VirtualRoute,
+    VirtualRule,
+    parse_routes,
+    parse_rules,
+    route_tables,
+    unpreferred_rules,
+)
+from lvsconsole.vrrp.trackprocess import process_specs, track_process_refs
+from lvsconsole.vrrp.vmac import VmacSpec, vmac_spec
 
 log = logging.getLogger("lvsconsole.vrrp")
 
-TrackKind = Literal["interface", "script", "file"]
+TrackKind = Literal["interface", "script", "file", "process"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +73,25 @@ class InstanceSpec:
     sync_group: str | None = None
     garp_interval: float = 0.0
     check_unicast_src: bool = False
+    vmac: VmacSpec | None = None
+    routes: tuple[VirtualRoute, ...] = ()
+    rules: tuple[VirtualRule, ...] = ()
+    garp_extra_interval: float = 0.0
+    garp_extra_all: bool = False
 
     @property
     def unicast(self) -> bool:
         return bool(self.unicast_peers)
+
+    @property
+    def address_interface(self) -> str:
+        """Where a virtual address without ``dev`` goes: the VMAC if use_vmac, else the interface."""
+        return self.vmac.name if self.vmac is not None else self.interface
+
+    @property
+    def socket_interface(self) -> str:
+        """Where adverts are sent and received: the VMAC if use_vmac (unless vmac_xmit_base), else the interface."""
+        return self.vmac.name if self.vmac is not None and not self.vmac.xmit_base else self.interface
 
     @property
     def all_vips(self) -> tuple[m.VirtualAddress, ...]:
@@ -183,6 +208,29 @@ def track_specs(
     return out
 
 
+def process_track_specs(config: m.Config, extra: m.Extra, *, force_zero: bool = False) -> list[TrackSpec]:
+    """The track_process entries among an instance's (or group's) raw keywords, with the blocks' weights.
+
+    Unknown or invalid ones are logged and skipped (the validator reports them).
+    """
+    blocks = {spec.name: spec for spec in process_specs(config)}
+    try:
+        refs = track_process_refs(extra)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return []
+    out = []
+    for ref in refs:
+        block = blocks.get(ref.name)
+        if block is None:
+            log.error("track_process %s: no such vrrp_track_process", ref.name)
+            continue
+        weight = block.weight if ref.weight is None else ref.weight
+        reverse = block.reverse if ref.weight is None else (ref.reverse or block.reverse)
+        out.append(TrackSpec("process", ref.name, 0 if force_zero else _clamp_weight(weight, 254), reverse))
+    return out
+
+
 # -------------------------------------------------------------------------------------------- the mapping
 
 
@@ -244,6 +292,22 @@ def instance_spec(config: m.Config, inst: m.VrrpInstance) -> InstanceSpec:
         except ValueError:
             log.warning("(%s) ignoring mcast_dst_ip %r", inst.name, mcast_dst[0])
 
+    strict = inst.strict_mode if inst.strict_mode is not None else g.vrrp_strict
+    preempt_delay = inst.preempt_delay
+    higher_prio_send_advert = _flag(ie, "higher_prio_send_advert", _flag(ge, "vrrp_higher_prio_send_advert"))
+    lower_prio_no_advert = _flag(ie, "lower_prio_no_advert", _flag(ge, "vrrp_lower_prio_no_advert"))
+    skip_check_adv_addr = _flag(ie, "skip_check_adv_addr", g.vrrp_skip_check_adv_addr)
+    initial_state = State.MASTER if inst.state == "MASTER" else State.BACKUP
+    if strict:
+        # keepalived's strict mode (vrrp_complete_instance): RFC behaviour, whatever the other keywords say;
+        # and every advert must list exactly our addresses
+        preempt_delay = 0.0
+        higher_prio_send_advert = skip_check_adv_addr = False
+        lower_prio_no_advert = True
+        lower_delay, lower_repeat = 0.0, 0
+        initial_state = State.MASTER if inst.priority == 255 else State.BACKUP
+        auth = Auth() if version == 2 else None  # adverts with authentication are dropped
+
     params = Params(
         name=inst.name,
         vrid=inst.virtual_router_id,
@@ -252,9 +316,9 @@ def instance_spec(config: m.Config, inst: m.VrrpInstance) -> InstanceSpec:
         version=version,
         family=family,
         advert_int=advert_int,
-        initial_state=State.MASTER if inst.state == "MASTER" else State.BACKUP,
+        initial_state=initial_state,
         preempt=not inst.nopreempt,
-        preempt_delay=inst.preempt_delay,
+        preempt_delay=preempt_delay,
         auth=auth,
         source=configured_source,
         down_timer_adverts=min(max(down_adverts, 1), 100),
@@ -264,10 +328,9 @@ def instance_spec(config: m.Config, inst: m.VrrpInstance) -> InstanceSpec:
         garp_master_refresh_repeat=garp_refresh_repeat,
         garp_lower_prio_delay=lower_delay,
         garp_lower_prio_repeat=lower_repeat,
-        lower_prio_no_advert=_flag(ie, "lower_prio_no_advert", _flag(ge, "vrrp_lower_prio_no_advert")),
-        higher_prio_send_advert=_flag(ie, "higher_prio_send_advert",
-                                      _flag(ge, "vrrp_higher_prio_send_advert")),
-        skip_check_adv_addr=_flag(ie, "skip_check_adv_addr", g.vrrp_skip_check_adv_addr),
+        lower_prio_no_advert=lower_prio_no_advert,
+        higher_prio_send_advert=higher_prio_send_advert,
+        skip_check_adv_addr=skip_check_adv_addr,
         unicast=bool(peers),
         v3_checksum_as_v2=_flag(ie, "v3_checksum_as_v2", _flag(ge, "v3_checksum_as_v2")),
         sync_group=group is not None,
@@ -283,8 +346,10 @@ def instance_spec(config: m.Config, inst: m.VrrpInstance) -> InstanceSpec:
     group_weights = group is not None and extra_args(group.extra, "sync_group_tracking_weight") is not None
     configured = track_specs(config, inst.track_interface, inst.track_script, inst.track_file,
                              force_zero=group is not None and not group_weights)
+    configured += process_track_specs(config, inst.extra, force_zero=group is not None and not group_weights)
     if group is not None:
         configured += track_specs(config, group.track_interface, group.track_script, group.track_file)
+        configured += process_track_specs(config, group.extra)
     for spec in configured:
         if spec.kind == "interface":
             # an explicitly tracked interface replaces the implicit weight-0 entry
@@ -292,6 +357,7 @@ def instance_spec(config: m.Config, inst: m.VrrpInstance) -> InstanceSpec:
         if spec not in tracks:
             tracks.append(spec)
 
+    garp_extra = _garp_extra(inst.name, ie, ge)
     return InstanceSpec(
         name=inst.name,
         interface=interface,
@@ -306,7 +372,77 @@ def instance_spec(config: m.Config, inst: m.VrrpInstance) -> InstanceSpec:
         sync_group=group.name if group is not None else None,
         garp_interval=g.vrrp_gna_interval if family == 6 else g.vrrp_garp_interval,
         check_unicast_src=_flag(ie, "check_unicast_src", g.vrrp_check_unicast_src),
+        vmac=_vmac(inst, interface, family, unicast=bool(peers)),
+        routes=_routes(inst, family),
+        rules=_rules(config, inst, family),
+        garp_extra_interval=garp_extra[0],
+        garp_extra_all=garp_extra[1],
     )
+
+
+def _vmac(inst: m.VrrpInstance, interface: str, family: int, *, unicast: bool) -> VmacSpec | None:
+    if inst.use_vmac is None:
+        return None
+    xmit_base = _flag(inst.extra, "vmac_xmit_base")
+    if unicast and not xmit_base:
+        # keepalived sets it for a unicast instance: the peers' unicast adverts arrive addressed to the parent's MAC
+        log.warning("(%s) unicast with use_vmac requires vmac_xmit_base - setting it", inst.name)
+        xmit_base = True
+    spec, problems = vmac_spec(inst.use_vmac, vrid=inst.virtual_router_id, base=interface, family=family,
+                               xmit_base=xmit_base)
+    for problem in problems:
+        log.warning("(%s) %s", inst.name, problem)
+    return spec
+
+
+def _routes(inst: m.VrrpInstance, family: int) -> tuple[VirtualRoute, ...]:
+    if not inst.virtual_routes:
+        return ()
+    routes, problems = parse_routes(inst.virtual_routes, family, route_tables())
+    for problem in problems:  # keepalived skips such a line and runs the instance
+        log.warning("(%s) virtual_routes: %s - skipped", inst.name, problem)
+    return routes
+
+
+def _rules(config: m.Config, inst: m.VrrpInstance, family: int) -> tuple[VirtualRule, ...]:
+    if not inst.virtual_rules:
+        return ()
+    earlier = config.instances[:next((i for i, x in enumerate(config.instances) if x.name == inst.name), 0)]
+    rules, problems = parse_rules(inst.virtual_rules, family, route_tables(),
+                                  unpreferred_before=sum(unpreferred_rules(x.virtual_rules) for x in earlier))
+    for problem in problems:
+        log.warning("(%s) virtual_rules: %s - skipped", inst.name, problem)
+    return rules
+
+
+def garp_extra_args(args: tuple[str, ...] | None) -> tuple[float, bool] | None:
+    """``garp_extra_if [all] SECONDS`` → (interval, all); None if absent; ValueError if malformed (pure)."""
+    if args is None:
+        return None
+    words = [a for a in args if a != "all"]
+    if len(words) != 1:
+        raise ValueError("garp_extra_if needs an interval in seconds (and optionally 'all')")
+    try:
+        interval = float(words[0])
+    except ValueError:
+        raise ValueError(f"garp_extra_if interval '{words[0]}' is not a number") from None
+    if not 0 <= interval <= 86400:
+        raise ValueError(f"garp_extra_if interval {interval:g} is outside 0-86400 s")
+    return interval, "all" in args
+
+
+def _garp_extra(name: str, ie: m.Extra, ge: m.Extra) -> tuple[float, bool]:
+    """The instance's garp_extra_if, else global_defs' vrrp_garp_extra_if: (interval, all). A malformed one is
+    ignored with a warning, as keepalived does."""
+    for extra, keyword in ((ie, "garp_extra_if"), (ge, "vrrp_garp_extra_if")):
+        try:
+            found = garp_extra_args(extra_args(extra, keyword))
+        except ValueError as exc:
+            log.warning("(%s) %s; ignored", name, exc)
+            continue
+        if found is not None:
+            return found
+    return 0.0, False
 
 
 def instance_specs(config: m.Config) -> list[InstanceSpec]:

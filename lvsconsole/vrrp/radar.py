@@ -10,8 +10,14 @@ it owns the VIPs, and which one a host reaches depends on whose ARP it heard las
     radar = Radar()
     radar.configure({RadarKey("eth0", 4, 51): Expected("VI_1", 2, 100, Auth.pass_("secret"), {vip})})
     changes = radar.observe_packet("eth0", src, dst, data, ip_header=True, now=now)   # every packet
+    changes += radar.observe_own("eth0", source, advert, now)                           # every advert we send
     changes += radar.tick(now)                                                          # now and then
     radar.report(now)                                                                   # what to show
+
+Our own adverts are fed too (``observe_own``), under our source address and marked ``ours``: the radar then
+shows both sides of a VRID, and a rogue master against our MASTER interleaves with our adverts like any other
+dual master. A packet received from one of our own sending addresses (a looped-back copy) is only counted, never
+taken as a second sender's advert, so our adverts can never clash with themselves.
 
 Times are seconds on the caller's monotonic clock. Memory is bounded: at most ``max_senders`` senders (the one
 heard least recently makes room), a sender is forgotten ``expiry`` seconds after its last advert, and each
@@ -131,6 +137,8 @@ class SenderView:
     last_error: str | None
     advertising: bool
     alarm: bool
+    ours: bool = False
+    """The adverts are the ones this director sent."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -143,6 +151,7 @@ class SenderView:
             "jitter": None if self.jitter is None else round(self.jitter, 4),
             "mismatches": list(self.mismatches), "collision": self.collision, "malformed": self.malformed,
             "last_error": self.last_error, "advertising": self.advertising, "dual_master": self.alarm,
+            "ours": self.ours,
         }
 
 
@@ -195,6 +204,9 @@ class _Sender:
     gaps: deque[float] = field(default_factory=lambda: deque(maxlen=GAP_WINDOW))
     arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=GAP_WINDOW + 1))
     """Arrival times of its adverts with a non-zero priority since it last resigned (priority 0)."""
+    ours: bool = False
+    """We send these adverts (``observe_own``); received copies are echoes, not adverts."""
+    echoes: int = 0
 
     @property
     def interval(self) -> float:
@@ -257,6 +269,26 @@ class Radar:
         """A decoded advert from ``src`` (decoded without any instance's expectations)."""
         key = RadarKey(interface, 6 if isinstance(src, IPv6Address) else 4, advert.vrid)
         sender = self._sender(key, src, now)
+        if sender.ours:
+            # a copy of our own advert: counting it as an advert would make our adverts interleave with themselves
+            sender.echoes += 1
+            return []
+        return self._record(key, sender, advert, now)
+
+    def observe_own(self, interface: str, src: IPAddress, advert: Advert, now: float) -> list[RadarChange]:
+        """An advert we sent from ``src`` (once per advert, whatever the number of unicast peers)."""
+        key = RadarKey(interface, 6 if isinstance(src, IPv6Address) else 4, advert.vrid)
+        sender = self._sender(key, src, now)
+        if not sender.ours:
+            # whatever was heard from this address before was our own advert coming back, or a stranger now
+            # impersonating it: start its record afresh from what we send
+            sender.ours = True
+            sender.arrivals.clear()
+            sender.gaps.clear()
+            sender.last_advert = None
+        return self._record(key, sender, advert, now)
+
+    def _record(self, key: RadarKey, sender: _Sender, advert: Advert, now: float) -> list[RadarChange]:
         sender.count += 1
         if sender.last_advert is not None and sender.arrivals and now - sender.last_advert <= sender.window():
             # only gaps within one advertising streak: the silence of a backup is not jitter
@@ -332,7 +364,7 @@ class Radar:
                 mismatches=() if advert is None else mismatches(advert, expected, ipv6=key.family == 6),
                 collision=None if advert is None else collision(advert, expected),
                 malformed=sender.malformed, last_error=sender.last_error, advertising=sender.live(now),
-                alarm=alarm is not None and any(src == a for a, _ in alarm.senders),
+                alarm=alarm is not None and any(src == a for a, _ in alarm.senders), ours=sender.ours,
             ))
         alarms = tuple(AlarmView(key, self._instance(key), alarm.senders, max(0.0, now - alarm.since))
                        for key, alarm in sorted(self._alarms.items()))

@@ -36,11 +36,15 @@ from lvsconsole.vrrp.events import (
 from lvsconsole.vrrp.explain import Explanation, PeerStatus, explain, inputs_from
 from lvsconsole.vrrp.instance import InstanceRuntime
 from lvsconsole.vrrp.machine import Action, State, VrrpMachine
+from lvsconsole.vrrp.packet import Advert, IPAddress
 from lvsconsole.vrrp.params import InstanceSpec, instance_spec, interface_source, sync_group_of
 from lvsconsole.vrrp.radar import AlarmRaised, Expected, Radar, RadarChange, RadarKey, RadarReport
+from lvsconsole.vrrp.routes import RouteInstaller
 from lvsconsole.vrrp.syncgroup import SyncGroup
 from lvsconsole.vrrp.tracking import FileWatcher, InstanceTracking, LinkMonitor, ScriptRunner
+from lvsconsole.vrrp.trackprocess import ProcessSpec, ProcessWatcher, process_specs, track_process_refs
 from lvsconsole.vrrp.transport import Received, TransportPool
+from lvsconsole.vrrp.vmac import VmacManager
 
 log = logging.getLogger("lvsconsole.vrrp")
 
@@ -98,16 +102,28 @@ def _fingerprint(config: m.Config, spec: InstanceSpec) -> Fingerprint:
     scripts = tuple(s for s in config.vrrp_scripts if any(t.kind == "script" and t.name == s.name
                                                          for t in spec.tracks))
     files = tuple(f for f in config.track_files if any(t.kind == "file" and t.name == f.name for t in spec.tracks))
-    return (inst, bare, scripts, files, sync_group_of(config, spec.name)), (spec.vips, spec.excluded)
+    processes = tuple(p for p in process_specs(config)
+                      if any(t.kind == "process" and t.name == p.name for t in spec.tracks))
+    return (inst, bare, scripts, files, processes, sync_group_of(config, spec.name)), (spec.vips, spec.excluded)
+
+
+def _identity(spec: InstanceSpec) -> tuple[object, ...]:
+    """What a reload cannot change in place: keepalived's instance identity (vrid, family, interface, unicast-ness
+    and source, multicast group), plus the VRRP version, address ownership and the sync group. Everything else
+    (priority, advert_int, preempt, preempt_delay, trackers and their weights, addresses ...) is applied to the
+    running instance."""
+    p = spec.params
+    return (spec.interface, spec.family, p.vrid, p.version, p.owner, spec.unicast, spec.mcast_group,
+            spec.configured_source, spec.sync_group, spec.vmac)
 
 
 def _held(spec: InstanceSpec) -> set[HeldAddress]:
-    return {(vip_device(v, spec.interface), v.address) for v in spec.all_vips}
+    return {(vip_device(v, spec.address_interface), v.address) for v in spec.all_vips}
 
 
 def _unheld(spec: InstanceSpec, vips: tuple[m.VirtualAddress, ...],
             held: set[HeldAddress]) -> tuple[m.VirtualAddress, ...]:
-    return tuple(v for v in vips if (vip_device(v, spec.interface), v.address) not in held)
+    return tuple(v for v in vips if (vip_device(v, spec.address_interface), v.address) not in held)
 
 
 class VrrpService:
@@ -125,12 +141,15 @@ class VrrpService:
         self._queues: list[asyncio.Queue[VrrpEvent | None]] = []
         self._pool: TransportPool | None = None
         self._addresses = AddressManager(dry_run=dry_run)
+        self._routes = RouteInstaller(dry_run=dry_run)
+        self._vmacs = VmacManager(dry_run=dry_run)
         self._garp = GratuitousSender(dry_run=dry_run)
         self._links = LinkMonitor(self._on_link)
         self._scripts = ScriptRunner((), self._on_script, script_user=config.global_defs.script_user,
                                      script_security=config.global_defs.enable_script_security,
                                      report=report_scripts)
         self._files = FileWatcher((), self._on_file)
+        self._processes = ProcessWatcher((), self._on_process)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = False
         self.radar = Radar()
@@ -151,9 +170,11 @@ class VrrpService:
         self._scripts.update(self._used_scripts(self.config))
         self._files.update(self._used_files(self.config))
         self._files.start()
+        self._processes.update(self._used_processes(self.config))
+        self._processes.start()
         specs = self._build_specs(self.config)
         self._addresses.prepare()
-        self._garp.prepare(sorted({v.dev or s.interface for s in specs for v in s.all_vips}))
+        self._garp.prepare(sorted({v.dev or s.address_interface for s in specs for v in s.all_vips}))
         for spec in specs:
             await self._create(spec)
         self._rebuild_groups()
@@ -174,6 +195,7 @@ class VrrpService:
             self._radar_ticker = None
         await self._scripts.stop()
         await self._files.stop()
+        await self._processes.stop()
         await self._links.stop()
         runtimes = list(self._runtimes.values())
         for runtime in runtimes:
@@ -182,29 +204,33 @@ class VrrpService:
         await asyncio.gather(*(r.shutdown() for r in runtimes))
         for runtime in runtimes:
             self._release(runtime)
+            await self._release_vmac(runtime.spec)
         self._runtimes.clear()
         if self._pool is not None:
             self._pool.close()
         self._garp.close()
         self._addresses.close()
+        self._routes.close()
         self._started = False
         for queue in self._queues:
             queue.put_nowait(None)
 
     async def reload(self, config: m.Config) -> None:
-        """Apply a new config: unchanged instances keep their state; removed ones stop; others restart.
+        """Apply a new config: unchanged instances keep their state; removed ones stop; others change in place.
 
-        An instance whose only change is its virtual addresses keeps running as well: as MASTER it configures
-        and announces the ones it gained and removes the ones it lost. An address held through the reload by
-        an instance that stays MASTER is never removed, even by the instance it moved from: a VIP moved
-        between two masters stays configured throughout and is announced by its new owner.
+        A changed instance keeps running (state, timers, counters) unless its identity changed (see
+        :func:`_identity`): that one is stopped and started anew. As MASTER an instance changed in place
+        configures and announces the addresses it gained and removes the ones it lost. An address held through
+        the reload by an instance that stays MASTER is never removed, even by the instance it moved from: a VIP
+        moved between two masters stays configured throughout and is announced by its new owner.
         """
         specs = {s.name: s for s in self._build_specs(config)}
         prints = {name: _fingerprint(config, spec) for name, spec in specs.items()}
         running = {name: self._fingerprints[name] for name in specs
                    if name in self._runtimes and name in self._fingerprints}
         keep = {name for name, old in running.items() if old == prints[name]}
-        retarget = {name for name, old in running.items() if name not in keep and old[0] == prints[name][0]}
+        retarget = {name for name in running if name not in keep
+                    and _identity(self._runtimes[name].spec) == _identity(specs[name])}
         held: set[HeldAddress] = set()
         for name in keep | retarget:
             if self._runtimes[name].machine.state is State.MASTER:
@@ -218,11 +244,14 @@ class VrrpService:
                                    excluded=_unheld(spec, spec.excluded, held))
             await runtime.shutdown()
             self._release(runtime)
+            await self._release_vmac(runtime.spec)
             self._tracking.pop(name, None)
             self._fingerprints.pop(name, None)
         self.config = config
+        self._scripts.set_policy(config.global_defs.script_user, config.global_defs.enable_script_security)
         self._scripts.update(self._used_scripts(config))
         self._files.update(self._used_files(config))
+        self._processes.update(self._used_processes(config))
         for name in retarget:
             self._retarget(self._runtimes[name], specs[name], prints[name], held)
         fresh = [spec for name, spec in specs.items() if name not in keep and name not in retarget]
@@ -233,23 +262,55 @@ class VrrpService:
         for spec in fresh:
             if spec.name in self._runtimes:
                 self._runtimes[spec.name].start()
-        log.info("Reload finished: %d instance(s) kept, %d with new addresses, %d (re)started", len(keep),
+        log.info("Reload finished: %d instance(s) kept, %d changed in place, %d (re)started", len(keep),
                  len(retarget), len(fresh))
 
     def _retarget(self, runtime: InstanceRuntime, spec: InstanceSpec, fingerprint: Fingerprint,
                   held: set[HeldAddress]) -> None:
-        """Give a running instance its new virtual addresses, the only thing of it a reload changed."""
+        """Apply a reload's changes to a running instance of the same identity, keeping its state and timers."""
+        assert self._loop is not None
         old = runtime.spec
         was_master = runtime.machine.state is State.MASTER
         runtime.spec = spec.with_source(old.params.source)
         self._fingerprints[spec.name] = fingerprint
-        self._addresses.prepare(spec.all_vips, spec.interface)
-        self._garp.prepare(sorted({vip_device(v, spec.interface) for v in spec.all_vips}))
-        runtime.execute(runtime.machine.set_addresses(spec.params.addresses))  # gained ones added, announced
-        if was_master:
-            self._addresses.remove(_unheld(old, old.all_vips, held), old.interface)
-        log.info("(%s) virtual addresses changed on reload: %s", spec.name,
-                 ", ".join(describe(v) for v in spec.all_vips) or "none")
+        self._addresses.prepare(spec.all_vips, spec.address_interface)
+        self._garp.prepare(sorted({vip_device(v, spec.address_interface) for v in spec.all_vips}))
+        new_vips = spec.all_vips != old.all_vips
+        # gained addresses are added and announced; the new priority follows from the tracking below
+        runtime.execute(runtime.machine.reconfigure(runtime.spec.params, self._loop.time()))
+        runtime.prepare_adverts()
+        if was_master and new_vips:
+            self._addresses.remove(_unheld(old, old.all_vips, held), old.address_interface)
+        if was_master and (old.routes, old.rules) != (spec.routes, spec.rules):
+            self._change_routes(runtime, old)
+        if (old.garp_extra_interval, old.garp_extra_all) != (spec.garp_extra_interval, spec.garp_extra_all):
+            runtime.refresh_extra_garp()
+        tracking = self._new_tracking(spec)
+        old_tracking = self._tracking.get(spec.name)
+        if old_tracking is not None and old_tracking.base_priority != old.params.priority:
+            tracking.base_priority = old_tracking.base_priority  # an operator's runtime priority outlives a reload
+        self._tracking[spec.name] = tracking
+        if old_tracking is not None:  # faults of trackers the reload took away
+            for reason in sorted(runtime.machine.faults & (old_tracking.all_reasons - tracking.all_reasons)):
+                self._set_fault(runtime, reason, False)
+        self._apply_tracking(runtime, tracking)
+        if new_vips:
+            log.info("(%s) virtual addresses changed on reload: %s", spec.name,
+                     ", ".join(describe(v) for v in spec.all_vips) or "none")
+        log.info("(%s) changed in place on reload (%s kept)", spec.name, runtime.machine.state.name)
+
+    def _new_tracking(self, spec: InstanceSpec) -> InstanceTracking:
+        """The tracking of ``spec`` with every tracker's current status."""
+        tracking = InstanceTracking(spec.params.priority, spec.tracks)
+        for name in tracking.tracks_kind("interface"):
+            tracking.set_up_down("interface", name, self._links.is_up(name) if self._links.state else True)
+        for name in tracking.tracks_kind("script"):
+            tracking.set_up_down("script", name, self._scripts.status(name))
+        for name in tracking.tracks_kind("file"):
+            tracking.set_file_value(name, self._files.values.get(name, 0))
+        for name in tracking.tracks_kind("process"):
+            tracking.set_up_down("process", name, self._processes.status(name))
+        return tracking
 
     # -- building ---------------------------------------------------------------------------------
 
@@ -267,6 +328,16 @@ class VrrpService:
         names = {r.name for i in config.instances for r in i.track_script}
         names |= {r.name for g in config.sync_groups for r in g.track_script}
         return [s for s in config.vrrp_scripts if s.name in names]
+
+    @staticmethod
+    def _used_processes(config: m.Config) -> list[ProcessSpec]:
+        names: set[str] = set()
+        for extra in (*(i.extra for i in config.instances), *(g.extra for g in config.sync_groups)):
+            try:
+                names |= {ref.name for ref in track_process_refs(extra)}
+            except ValueError:
+                continue  # reported when the instance's trackers are resolved
+        return [p for p in process_specs(config) if p.name in names]
 
     @staticmethod
     def _used_files(config: m.Config) -> list[m.TrackFile]:
@@ -288,16 +359,11 @@ class VrrpService:
         spec = spec.with_source(source)
         machine = VrrpMachine(spec.params, self._loop.time())
         runtime = InstanceRuntime(spec, machine, addresses=self._addresses, garp=self._garp, emit=self._emit,
-                                  loop=self._loop)
+                                  loop=self._loop, routes=self._routes)
         if self.dry_run:
             runtime.transmit = False
-        tracking = InstanceTracking(spec.params.priority, spec.tracks)
-        for name in tracking.tracks_kind("interface"):
-            tracking.set_up_down("interface", name, self._links.is_up(name) if self._links.state else True)
-        for name in tracking.tracks_kind("script"):
-            tracking.set_up_down("script", name, self._scripts.status(name))
-        for name in tracking.tracks_kind("file"):
-            tracking.set_file_value(name, self._files.values.get(name, 0))
+        runtime.advert_sent = self.observe_own
+        tracking = self._new_tracking(spec)
         if source is None:
             reason = f"no IPv{spec.family} address for interface"
             log.info("(%s) entering FAULT state (%s)", spec.name, reason)
@@ -305,20 +371,28 @@ class VrrpService:
         for reason in tracking.faults:
             machine.set_fault(reason, self._loop.time())
         machine.set_priority(tracking.total_priority, self._loop.time())
+        if spec.vmac is not None:
+            try:
+                await self._vmacs.ensure(spec.vmac)
+            except OSError as exc:
+                log.error("(%s) cannot run: %s", spec.name, exc)
+                return
+            self._garp.prepare([spec.vmac.name])  # it did not exist when start() opened the others
         sock = None
         try:
-            sock = self._pool.acquire(spec.interface, spec.family)
+            sock = self._pool.acquire(spec.socket_interface, spec.family)
         except OSError as exc:
             if not self.dry_run:
-                log.error("(%s) cannot open the VRRP socket on %s: %s", spec.name, spec.interface, exc)
+                log.error("(%s) cannot open the VRRP socket on %s: %s", spec.name, spec.socket_interface, exc)
             else:
-                log.warning("(%s) dry run without a VRRP socket on %s: %s", spec.name, spec.interface, exc)
-        self._addresses.prepare(spec.all_vips, spec.interface)
+                log.warning("(%s) dry run without a VRRP socket on %s: %s", spec.name, spec.socket_interface, exc)
+        self._addresses.prepare(spec.all_vips, spec.address_interface)
         try:
             runtime.attach(sock)
         except ValueError as exc:
             log.error("(%s) %s", spec.name, exc)
-            self._pool.release(spec.interface, spec.family)
+            self._pool.release(spec.socket_interface, spec.family)
+            await self._release_vmac(spec)
             return
         self._runtimes[spec.name] = runtime
         self._tracking[spec.name] = tracking
@@ -327,7 +401,23 @@ class VrrpService:
     def _release(self, runtime: InstanceRuntime) -> None:
         runtime.detach()
         if self._pool is not None:
-            self._pool.release(runtime.spec.interface, runtime.spec.family)
+            self._pool.release(runtime.spec.socket_interface, runtime.spec.family)
+
+    async def _release_vmac(self, spec: InstanceSpec) -> None:
+        """After the instance's shutdown: its macvlan goes (the addresses on it went with the shutdown)."""
+        if spec.vmac is not None:
+            try:
+                await self._vmacs.release(spec.vmac)
+            except OSError as exc:
+                log.warning("(%s) cannot remove VMAC %s: %s", spec.name, spec.vmac.name, exc)
+
+    def _change_routes(self, runtime: InstanceRuntime, old: InstanceSpec) -> None:
+        """A MASTER's virtual routes / rules after a reload changed only them: the lost ones go, the new ones come."""
+        spec = runtime.spec
+        self._routes.remove([r for r in old.routes if r not in spec.routes],
+                            [r for r in old.rules if r not in spec.rules], spec.name)
+        if runtime.machine.state is State.MASTER:
+            self._routes.add(spec.routes, spec.rules, spec.name)
 
     def _rebuild_groups(self) -> None:
         self._groups.clear()
@@ -347,7 +437,7 @@ class VrrpService:
 
     def _configure_radar(self) -> None:
         self.radar.configure({
-            RadarKey(r.spec.interface, r.spec.family, r.spec.params.vrid): Expected(
+            RadarKey(r.spec.socket_interface, r.spec.family, r.spec.params.vrid): Expected(
                 r.name, r.spec.params.version, r.spec.params.interval_cs, r.spec.params.auth,
                 frozenset(r.spec.params.addresses))
             for r in self._runtimes.values()})
@@ -357,6 +447,11 @@ class VrrpService:
         changes = self.radar.observe_packet(interface, received.src, received.dst, received.data,
                                             ip_header=received.src.version == 4, now=received.at)
         self._radar_changes(changes)
+
+    def observe_own(self, interface: str, source: IPAddress, advert: Advert) -> None:
+        """An advert one of our instances just sent: to the radar, as our side of its VRID."""
+        assert self._loop is not None
+        self._radar_changes(self.radar.observe_own(interface, source, advert, self._loop.time()))
 
     async def _tick_radar(self) -> None:
         assert self._loop is not None
@@ -416,6 +511,10 @@ class VrrpService:
     def _on_script(self, name: str, ok: bool) -> None:
         self._emit(TrackerChanged("script", name, "succeeded" if ok else "failed", time=time.time()))
         self._track_update(lambda t: t.set_up_down("script", name, ok))
+
+    def _on_process(self, name: str, up: bool) -> None:
+        self._emit(TrackerChanged("process", name, "gained" if up else "lost", time=time.time()))
+        self._track_update(lambda t: t.set_up_down("process", name, up))
 
     def _on_file(self, name: str, value: int) -> None:
         self._emit(TrackerChanged("file", name, str(value), time=time.time()))

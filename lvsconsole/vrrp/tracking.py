@@ -134,12 +134,33 @@ class ScriptState:
         return None
 
 
+def carry_script_state(old: ScriptState, script: VrrpScript) -> ScriptState:
+    """The state of a vrrp_script a reload changed (weight, interval, rise ...): keepalived's clear_diff_script.
+
+    Its result counter keeps its distance from ``rise`` in the new rise/fall range, so a succeeding script
+    stays up and a failing one down: a new weight then applies at once instead of after the first runs.
+    A script that had not reported yet starts afresh.
+    """
+    new = ScriptState(script.rise, script.fall, init_fail=script.init_fail)
+    if old.reported is None:
+        return new
+    top = new.rise + new.fall - 1
+    if old.result < old.rise:
+        new.result = 0 if old.result == 0 else max(0, new.rise - (old.rise - old.result))
+    elif old.result == old.rise + old.fall - 1:
+        new.result = top
+    else:
+        new.result = min(new.rise + (old.result - old.rise), top)
+    new.reported = new.result >= new.rise
+    return new
+
+
 # -------------------------------------------------------------------------------------------- per instance
 
 
 def fault_reason(kind: TrackKind, name: str) -> str:
     return {"interface": f"interface {name} down", "script": f"script {name} failed",
-            "file": f"track file {name}"}[kind]
+            "file": f"track file {name}", "process": f"tracked process {name} quorum lost"}[kind]
 
 
 class InstanceTracking:
@@ -260,25 +281,35 @@ class ScriptRunner:
             return
         self._tasks[script.name] = asyncio.create_task(self._loop(script), name=f"vrrp_script {script.name}")
 
+    def set_policy(self, script_user: Sequence[str], script_security: bool) -> None:
+        """A reload's global script_user / enable_script_security: every later run is vetted and run under them
+        (a script keeps its state: a user change is no reason to count rise/fall again)."""
+        self._script_user = tuple(script_user)
+        self._script_security = script_security
+
     def update(self, scripts: Iterable[VrrpScript]) -> set[str]:
         """Take a new set of scripts (reload): unchanged ones keep running with their state.
 
         Returns the names of the scripts that were (re)started.
         """
         new = {s.name: s for s in scripts}
+        carried: dict[str, ScriptState] = {}
         for name in list(self.scripts):
             if new.get(name) != self.scripts[name]:
                 task = self._tasks.pop(name, None)
                 if task is not None:
                     task.cancel()
                 del self.scripts[name]
-                del self.states[name]
+                old_state = self.states.pop(name)
+                if name in new:
+                    carried[name] = carry_script_state(old_state, new[name])
                 self.last.pop(name, None)
         started = set()
         for name, script in new.items():
             if name not in self.scripts:
                 self.scripts[name] = script
-                self.states[name] = ScriptState(script.rise, script.fall, init_fail=script.init_fail)
+                self.states[name] = carried.get(name) or ScriptState(script.rise, script.fall,
+                                                                     init_fail=script.init_fail)
                 self._start_one(script)
                 started.add(name)
         return started
@@ -299,7 +330,6 @@ class ScriptRunner:
     async def _loop(self, script: VrrpScript) -> None:
         assert script.script is not None
         argv = script.script.argv
-        user = configured_user(script.user, (script.script.user, script.script.group), self._script_user)
         loop = asyncio.get_running_loop()
         interval = max(script.interval, 0.01)
         running: asyncio.Task[None] | None = None
@@ -307,6 +337,8 @@ class ScriptRunner:
         try:
             while True:
                 if running is None or running.done():
+                    # resolved per run: a reload may change the global script_user under a running script
+                    user = configured_user(script.user, (script.script.user, script.script.group), self._script_user)
                     running = asyncio.create_task(self._once(script, argv, user))
                 else:
                     log.warning("Track script %s is already running, expect slowness", script.name)

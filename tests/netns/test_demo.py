@@ -30,8 +30,10 @@ def _assert_passed(proc: subprocess.CompletedProcess[str]) -> None:
     assert proc.returncode == 0, f"demo --check failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     out = proc.stdout
     steps = re.findall(r"ok   step (\d+): (.*?) \(", out)
-    assert len(steps) == 14, out
+    assert len(steps) == 17, out
     assert "Removing service [10.77.0.21]:tcp:80" in out
+    assert "logs 'Lost quorum' for VS [10.77.0.100]:tcp:80 and puts the sorry server" in out
+    assert "logs 'Gained quorum' for VS [10.77.0.100]:tcp:80 and takes the sorry server out" in out
     assert "director2 takes over" in out
     assert "director1 returns and preempts" in out
     assert "director2 sends gratuitous ARP for 10.77.0.100" in out

@@ -332,13 +332,14 @@ def test_reload_keeps_unchanged_instances(pair: Pair) -> None:
     mark = len(ours.log())
     assert ours.proc is not None
     ours.proc.send_signal(1)  # SIGHUP
-    ours.wait_log("Reload finished: 1 instance(s) kept, 0 with new addresses, 1 (re)started", 10, after=mark)
+    ours.wait_log("Reload finished: 1 instance(s) kept, 1 changed in place, 0 (re)started", 10, after=mark)
     after = {s["name"]: s for s in ours.stats()}
     assert after["VI_1"]["state"] == "MASTER"
     assert after["VI_1"]["in_state_for"] > before["VI_1"]["in_state_for"]
     assert after["VI_1"]["counters"]["advert_sent"] >= before["VI_1"]["counters"]["advert_sent"]
     assert "(VI_1)" not in ours.log()[mark:]
     assert after["VI_2"]["base_priority"] == 120
+    assert after["VI_2"]["state"] == "MASTER"  # a new priority is applied in place, as keepalived does
     assert A6 and B6  # the lab's IPv6 addresses exist for the IPv6 tests
 
 

@@ -266,7 +266,7 @@ def test_prompt_completion_history_and_live_errors() -> None:
     async def scenario(the_lab: Lab, app: LvsConsoleApp, pilot: Pilot[str]) -> None:
         await pilot.press("colon")
         await until(pilot, lambda: app.focused is app.prompt.input, "the prompt")
-        await pilot.press("d", "r", "tab")
+        await pilot.press("d", "r", "a", "tab")  # "dr" alone is drain or drift
         assert app.prompt.input.value == "drain "
         await pilot.press("tab")
         await until(pilot, lambda: f"127.0.0.1:{the_lab.ports['a']}" in screen_text(app), "RS candidates")

@@ -57,7 +57,13 @@ PREVIEW = Preview("commit", (
      "fields": []},
     {"kind": "added", "section": "virtual_server", "key": "[192.168.2.188]:tcp:8443", "fields": []},
 ), ({"file": "<candidate>", "line": 31, "col": 5, "severity": "warning",
-     "message": "real_server 192.168.2.192 has no health checker: it is always considered up"},))
+     "message": "real_server 192.168.2.192 has no health checker: it is always considered up"},),
+    ipvs_ops=({"op": "edit dest TCP 192.168.2.188:80 -> 192.168.2.187:80 Masq weight 5", "active": 12,
+               "impact": "12 active: weight 3 -> 5"},
+              {"op": "edit dest TCP 192.168.2.188:80 -> 192.168.2.190:80 Masq weight 0", "active": 312,
+               "impact": "312 active -> drains first (weight 0 until they end, at most drain_timeout)"},
+              {"op": "add service TCP 192.168.2.188:8443 wlc", "active": 0, "impact": ""}),
+    address_ops=({"instance": "VI_1", "action": "add", "address": "192.168.2.200", "state": "MASTER", "active": 0},))
 
 
 @pytest.fixture(autouse=True)

@@ -634,3 +634,29 @@ def test_auth_pass_truncated_in_one_line_block_points_at_the_password() -> None:
     assert [(d.location.line, d.location.col) for d in result.diagnostics if d.location] == [(6, 47)]
     auth = result.config.instances[0].authentication
     assert auth is not None and auth.auth_pass == "abcdefgh"
+
+
+@pytest.mark.parametrize(("args", "instance", "port", "syncid"), [
+    ("lo VI_1", "VI_1", 8848, None),
+    ("lo port", "port", 8848, None),  # an instance named like an option: the count of words says it is one
+    ("lo port port 9000", "port", 9000, None),
+    ("lo id id 7", "id", 8848, 7),
+    ("lo inst port id 3", "port", 8848, 3),
+    ("lo id 3", None, 8848, 3),
+])
+def test_lvs_sync_daemon_instance_named_like_an_option(args: str, instance: str | None, port: int,
+                                                       syncid: int | None) -> None:
+    name = instance or "VI_1"
+    text = f"global_defs {{\n    lvs_sync_daemon {args}\n}}\n" + VRRP_OK.replace("VI_1", name)
+    result = load_text(text, filename="t.conf")
+    assert [d for d in result.diagnostics if d.severity == "error"] == []
+    daemon = result.config.global_defs.lvs_sync_daemon
+    assert daemon is not None
+    assert (daemon.instance, daemon.port, daemon.syncid) == (instance, port, syncid)
+
+
+def test_lvs_sync_daemon_option_without_value_is_named() -> None:
+    text = "global_defs {\n    lvs_sync_daemon lo VI_1 id\n}\n" + VRRP_OK
+    result = load_text(text, filename="t.conf")
+    assert [(d.location.line, d.location.col, d.message) for d in result.diagnostics if d.location] == [
+        (2, 29, "'id' needs a value")]

@@ -326,10 +326,11 @@ def instances(
     priority = draw(st.integers(1, 255))
     backup = state == "BACKUP" and priority != 255
     fam_addr = ipv4 if family == 4 else ipv6
-    peers = draw(st.lists(st.builds(m.UnicastPeer, fam_addr, opt(st.integers(0, 255)), opt(st.integers(0, 255))),
-                          max_size=2))
+    # vrrp_strict forbids unicast and authentication (errors)
+    peers = [] if strict else draw(st.lists(st.builds(m.UnicastPeer, fam_addr, opt(st.integers(0, 255)),
+                                                      opt(st.integers(0, 255))), max_size=2))
     need_vip = version == 3 or strict or family == 6
-    auth = draw(opt(st.one_of(
+    auth = None if strict else draw(opt(st.one_of(
         st.builds(m.Authentication, st.just("PASS"), st.text(min_size=1, max_size=8).filter(lambda p: p.strip())),
         st.builds(m.Authentication, st.just("AH"), st.just("") | st.text(max_size=8)),
     )))

@@ -219,15 +219,15 @@ def texts(items: list[Completion]) -> list[str]:
 def test_completes_verbs() -> None:
     assert texts(completions("")) == ["show", "drain", "undrain", "weight", "disable", "enable", "set", "unset",
                                       "add", "delete", "vrrp", "validate", "diff", "commit", "confirm", "rollback",
-                                      "reload", "write", "help", "script", "check"]
+                                      "reload", "write", "help", "script", "check", "trace", "drift"]
     got = completions("d")
-    assert texts(got) == ["drain", "disable", "delete", "diff"]
+    assert texts(got) == ["drain", "disable", "delete", "diff", "drift"]
     assert all(c.start == 0 and c.kind == "keyword" for c in got)
 
 
 def test_completes_keywords_after_a_verb() -> None:
     assert texts(completions("show ")) == ["vrrp", "vs", "rs", "log", "config", "diff", "stats", "history",
-                                           "overrides", "blame", "checks"]
+                                           "overrides", "blame", "checks", "conns", "sync", "drain", "drift"]
     assert texts(completions("show config ")) == ["running", "candidate"]
     assert texts(completions("vrrp ")) == ["priority", "failover"]
 
@@ -236,7 +236,9 @@ def test_completes_live_names() -> None:
     got = completions("drain 192", names=NAMES)
     assert texts(got) == ["192.168.2.187:80", "192.168.2.189:80"]
     assert {c.kind for c in got} == {"rs"} and got[0].start == 6
-    assert texts(completions("drain 192.168.2.187:80 ", names=NAMES)) == ["in", "--force"]
+    assert texts(completions("drain 192.168.2.187:80 ", names=NAMES)) == [
+        "in", "--force", "--until-empty", "--timeout", "then"]
+    assert texts(completions("drain 192.168.2.187:80 --until-empty then ", names=NAMES)) == ["remove"]
     assert texts(completions("drain 192.168.2.187:80 in ", names=NAMES)) == [
         "fwmark", "group", "192.168.2.188:80", "192.168.2.188:443"]
     assert texts(completions("vrrp failover ", names=NAMES)) == ["VI_1", "VI_2"]
@@ -260,7 +262,7 @@ def test_completion_follows_the_cursor_and_semicolons() -> None:
     got = completions(line, names=NAMES)
     assert texts(got) == ["10.0.0.9:80"]
     assert got[0].start == len("show vs; drain ")
-    assert texts(completions("dr 192.168.2.187:80", cursor=2)) == ["drain"]
+    assert texts(completions("dr 192.168.2.187:80", cursor=2)) == ["drain", "drift"]
     assert completions("show foo ", names=NAMES) == []  # nothing fits after an error
 
 
@@ -274,3 +276,18 @@ def test_parse_takes_one_command() -> None:
     with pytest.raises(CommandError) as info:
         parse("drain 1.2.3.4:80; commit")
     assert (info.value.word, info.value.col) == (";", 17)
+
+
+def test_drain_options_parse_in_any_order_before_then_remove() -> None:
+    got = parse("drain 10.0.0.2:80 in 10.0.0.100:80 --timeout 30 --until-empty --force then remove")
+    assert isinstance(got, Drain)
+    assert (got.until_empty, got.timeout, got.then_remove, got.force) == (True, 30.0, True, True)
+    plain = parse("drain 10.0.0.2:80")
+    assert isinstance(plain, Drain)
+    assert (plain.until_empty, plain.timeout, plain.then_remove) == (False, None, False)
+    with pytest.raises(CommandError, match="expected a number of seconds"):
+        parse("drain 10.0.0.2:80 --timeout")
+    with pytest.raises(CommandError, match="expected nothing more"):
+        parse("drain 10.0.0.2:80 then remove --until-empty")
+    shown = parse("show drain 10.0.0.2:80")
+    assert isinstance(shown, Show) and shown.topic == "drain" and shown.rs is not None

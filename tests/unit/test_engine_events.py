@@ -19,9 +19,16 @@ from lvsconsole.engine.events import (
     CommitConfirmed,
     CommitPending,
     CommitRolledBack,
+    DrainEmpty,
+    DrainProgress,
+    DrainRemoved,
+    DrainTimedOut,
     Dropped,
     EngineWarning,
     Event,
+    IpvsDriftCleared,
+    IpvsDriftDetected,
+    IpvsDriftRepaired,
     LogLine,
     LoopLagWarning,
     OperatorAction,
@@ -37,7 +44,9 @@ from lvsconsole.engine.events import (
     ScriptRan,
     SplitBrain,
     SplitBrainResolved,
+    SyncCoverage,
     TableChanged,
+    UndrainRamped,
     VrrpAdvertStats,
     VrrpTransition,
     event_from_json,
@@ -69,7 +78,20 @@ def samples() -> list[Event]:
         RealServerRetired(time=4.6, vs="[10.0.0.1]:tcp:80", rs="[10.0.0.2]:tcp:80", reason="timeout", active=3,
                           drained_for=60.0),
         PoolFloorHeld(time=4.7, vs="[10.0.0.1]:tcp:80", rs="[10.0.0.2]:tcp:80", min_healthy="50%"),
+        DrainProgress(time=4.8, vs="[10.0.0.100]:tcp:80", rs="[10.0.0.2]:tcp:80", active=12, inactive=3, persist=0,
+                      eta=8.2, rate=1.5),
+        DrainEmpty(time=4.81, vs="[10.0.0.100]:tcp:80", rs="[10.0.0.2]:tcp:80", elapsed=12.5, persist=4),
+        DrainRemoved(time=4.82, vs="[10.0.0.100]:tcp:80", rs="[10.0.0.2]:tcp:80", timed_out=True, active=2),
+        DrainTimedOut(time=4.83, vs="[10.0.0.100]:tcp:80", rs="[10.0.0.2]:tcp:80", elapsed=30.0, active=2,
+                      inactive=1),
+        UndrainRamped(time=4.84, vs="[10.0.0.100]:tcp:80", rs="[10.0.0.2]:tcp:80", weight=5, target=10),
         TableChanged(time=5.0, ops=("edit dest [10.0.0.2]:80",), cause="drain"),
+        IpvsDriftDetected(time=5.1, drift_id="3f9a01c2", drift_kind="weight-changed",
+                          where="TCP 10.0.0.100:80 -> 10.0.0.2:80", intent="weight 3", kernel="weight 9"),
+        IpvsDriftCleared(time=5.2, drift_id="3f9a01c2", drift_kind="weight-changed",
+                         where="TCP 10.0.0.100:80 -> 10.0.0.2:80"),
+        IpvsDriftRepaired(time=5.3, drift_id="0b1c2d3e", drift_kind="dest-deleted",
+                          where="TCP 10.0.0.100:80 -> 10.0.0.3:80", intent="Masq weight 1", kernel="absent"),
         ReloadStarted(time=6.0, source="commit", who="uid=0(root)"),
         ReloadApplied.of("commit", 2, PLAN, "uid=0(root)", ["edit dest"]),
         ReloadRefused.of("reload /etc/keepalived/keepalived.conf", "errors",
@@ -88,6 +110,8 @@ def samples() -> list[Event]:
         CommitPending(time=11.0, revision=4, restore_revision=3, restore_digest="ab12", deadline=71.0, who="alice"),
         CommitConfirmed(time=12.0, revision=4, who="alice"),
         CommitRolledBack(time=13.0, revision=5, restore_revision=3, restore_digest="ab12", unconfirmed_revision=4),
+        SyncCoverage(time=14.0, peer="10.0.0.2:9650", percent=87.5, established=8, kept=7),
+        SyncCoverage(time=14.5, peer="10.0.0.2:9650", percent=None, error="10.0.0.2:9650/connections.json: refused"),
     ]
 
 
@@ -243,3 +267,11 @@ def test_closed_empty_subscription_raises_eof() -> None:
         assert late.closed
 
     run(scenario())
+
+
+def test_drain_progress_reads_like_the_brief() -> None:
+    event = DrainProgress(vs="[10.0.0.100]:tcp:80", rs="[10.0.0.2]:tcp:80", active=12, inactive=3, persist=0,
+                          eta=8.2)
+    assert event.text() == "Drain of [10.0.0.2]:tcp:80 in VS [10.0.0.100]:tcp:80: 12 active, 3 inactive, ETA 8 s"
+    unknown = DrainProgress(vs="v", rs="r", active=1, inactive=0, persist=2)
+    assert unknown.text().endswith("1 active, 0 inactive, 2 persistent, ETA unknown")

@@ -95,7 +95,7 @@ def test_every_show_command_matches_its_schema(tmp_path: Path) -> None:
             commands = [
                 "show vrrp", "show vrrp VI_J", "show vs", f"show vs 127.0.0.1:{vport}", "show rs",
                 f"show rs 127.0.0.1:{dead} in 127.0.0.1:{vport}", "show log", "show log 3", "show config",
-                "show config candidate", "show diff", "show stats", "show history", "show overrides",
+                "show config candidate", "show diff", "show stats", "show history", "show overrides", "show drain",
                 "show vs 127.0.0.9:1", "show vrrp NOPE",  # refused: the error envelope
             ]
             for command in commands:
@@ -114,6 +114,7 @@ def test_every_show_command_matches_its_schema(tmp_path: Path) -> None:
     assert outputs["show vrrp NOPE"]["data"]["error"]["word"] == "NOPE"
     assert {o["health"] for o in outputs["show rs"]["data"]} == {"draining", "down"}
     assert [o["drain"] for o in outputs["show overrides"]["data"]] == [True]
+    assert [w["phase"] for w in outputs["show drain"]["data"]] in (["draining"], ["held"])
     assert len(outputs["show history"]["data"]) == 2
     assert outputs["show diff"]["data"]["changes"][0]["fields"][0]["new"] == "4"
     assert outputs["show config candidate"]["data"]["dirty"] is True

@@ -131,6 +131,59 @@ def test_an_unsafe_track_script_is_refused_with_the_reason_and_never_runs(script
     assert not marker.exists()
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="running a script as another user needs root")
+def test_a_reload_that_changes_script_user_reaches_running_track_scripts(scripts_dir: Path) -> None:
+    """script_user is a global_defs setting: a reload that changes it must reach the next run of a track script
+    that keeps running (and keeps its state) across the reload."""
+    from lvsconsole.vrrp.service import VrrpService
+
+    try:
+        nobody = pwd.getpwnam("nobody")
+    except KeyError:
+        pytest.skip("no user 'nobody'")
+    chk = script(scripts_dir, "chk.sh", "id -u")
+    body = f"""
+vrrp_script chk {{
+    script "{chk}"
+    interval 0.05
+}}
+vrrp_instance VI_1 {{
+    interface lo
+    virtual_router_id 51
+    priority 100
+    advert_int 1
+    track_script {{
+        chk
+    }}
+    virtual_ipaddress {{
+        192.0.2.188/32
+    }}
+}}
+"""
+    as_root = load_text("global_defs {\n    script_user root\n}\n" + body)
+    as_nobody = load_text("global_defs {\n    script_user nobody\n    enable_script_security\n}\n" + body)
+    assert as_root.ok and as_nobody.ok, (as_root.diagnostics, as_nobody.diagnostics)
+    collector = Collector()
+
+    async def main() -> list[ScriptRan]:
+        service = VrrpService(as_root.config, dry_run=True, report_scripts=collector)
+        await service.start()
+        try:
+            await collector.wait_for(1)
+            await service.reload(as_nobody.config)
+            seen = len(collector.events)
+            while collector.events[-1].stdout != (str(nobody.pw_uid),):
+                assert len(collector.events) <= seen + 2  # the next run (or one already under way) is the new user's
+                await collector.wait_for(len(collector.events) + 1)
+            return collector.events
+        finally:
+            await service.stop()
+
+    events = asyncio.run(main())
+    assert events[0].ok and events[0].stdout == ("0",)
+    assert events[-1].ok  # the same script, still up: its state went through the reload
+
+
 # ---------------------------------------------------------------------------------------------- MISC_CHECK
 
 

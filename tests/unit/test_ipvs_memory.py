@@ -111,6 +111,20 @@ def test_fail_hook() -> None:
     run(scenario())
 
 
+def test_read_dests_is_one_service_s_gauges() -> None:
+    async def scenario() -> None:
+        be = MemoryBackend(DESIRED)
+        be.set_dest_stats(WEB, RS1.key, DestCounters(activeconns=12, inactconns=3, persistconns=2))
+        dests = await be.read_dests(WEB)
+        assert dests == {RS1.key: DestCounters(activeconns=12, inactconns=3, persistconns=2),
+                         RS2.key: DestCounters()}
+        with pytest.raises(IpvsError) as info:
+            await be.read_dests(ServiceKey.fwm(4))
+        assert info.value.errno == errno.ESRCH
+
+    run(scenario())
+
+
 def test_stats_settable_and_gone_with_their_entry() -> None:
     async def scenario() -> None:
         be = MemoryBackend(DESIRED)

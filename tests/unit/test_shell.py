@@ -150,7 +150,8 @@ def test_completer_offers_keywords_from_the_grammar() -> None:
     first = completions_of(shell, "")
     assert {"show", "drain", "commit", "vrrp", "exit", "quit"} <= set(first)
     assert "lab" not in first  # only inside the demo
-    assert {"vrrp", "vs", "rs", "log", "config", "diff", "stats", "history", "overrides", "blame", "checks"} == set(
+    assert {"vrrp", "vs", "rs", "log", "config", "diff", "stats", "history", "overrides", "blame", "checks",
+            "conns", "sync", "drain", "drift"} == set(
         completions_of(shell, "show "))
     assert completions_of(shell, "show config ") == ["running", "candidate"]
 
@@ -163,7 +164,7 @@ def test_completer_offers_live_names_in_their_slots() -> None:
     assert completions_of(shell, "vrrp failover ") == ["VI_1", "VI_2"]
     assert completions_of(shell, "show vs 10.0.0.1:4") == ["10.0.0.1:443"]
     # only the command under the cursor counts
-    assert completions_of(shell, "show vs; dr") == ["drain"]
+    assert completions_of(shell, "show vs; dr") == ["drain", "drift"]
     assert completions_of(shell, "show vs; vrrp priority V") == ["VI_1", "VI_2"]
     assert "exit" not in completions_of(shell, "show vs; ")
     # the cursor in the middle of the line
@@ -242,6 +243,18 @@ def test_c_runs_every_command_and_exits_0(conf: Path, capsys: pytest.CaptureFixt
     assert "no vrrp_instance" in out
     assert "drained 127.0.0.1:" in out
     assert "drain" in out.split("OVERRIDE")[1]
+
+
+def test_c_show_drain_renders_the_watch_as_a_table(conf: Path, listener: int,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    assert shell_main(*embedded(conf, "-c", f"drain 127.0.0.1:{listener} --force --until-empty then remove; "
+                                            "show drain")) == 0
+    out = capsys.readouterr().out
+    assert "watching the drain until 0 active and 0 inactive" in out
+    header, row = out.split("REAL SERVER")[1].splitlines()[:2]
+    assert "PHASE" in header and "ETA" in header and "SAMPLES" in header
+    assert f"[127.0.0.1]:tcp:{listener}" in row and "[10.0.0.1]:tcp:80" in row
+    assert "draining -> maint" in row or "removed" in row  # removed once a sample saw it empty
 
 
 def test_c_json_prints_one_object_per_command(conf: Path, listener: int,

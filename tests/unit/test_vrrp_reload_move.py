@@ -30,9 +30,9 @@ vrrp_instance {name} {{
 MOVED = "192.0.2.189/32"
 
 
-def config(vi1: list[str], vi2: list[str], *, vi2_prio: int = 100) -> Config:
+def config(vi1: list[str], vi2: list[str], *, vi2_vrid: int = 52) -> Config:
     text = INSTANCE.format(name="VI_1", vrid=51, prio=100, vips="\n".join(f"        {v}" for v in vi1))
-    text += INSTANCE.format(name="VI_2", vrid=52, prio=vi2_prio, vips="\n".join(f"        {v}" for v in vi2))
+    text += INSTANCE.format(name="VI_2", vrid=vi2_vrid, prio=100, vips="\n".join(f"        {v}" for v in vi2))
     result = load_text(text)
     assert result.ok, result.diagnostics
     return result.config
@@ -69,9 +69,9 @@ def test_vip_moves_between_masters_in_one_step(caplog: pytest.LogCaptureFixture,
             await both_master(service)
             caplog.clear()
             events.clear()
-            # VI_2 gives 192.0.2.189 to VI_1; with restart_source VI_2 also changes priority, so it restarts
+            # VI_2 gives 192.0.2.189 to VI_1; with restart_source VI_2 also changes its VRID, so it restarts
             await service.reload(config(["192.0.2.188/32", "192.0.2.189/32"], ["192.0.2.190/32"],
-                                        vi2_prio=90 if restart_source else 100))
+                                        vi2_vrid=53 if restart_source else 52))
             assert vips(service) == {"VI_1": ("192.0.2.188", "192.0.2.189"), "VI_2": ("192.0.2.190",)}
             assert MOVED not in address_log(caplog, "remove")
             assert MOVED in address_log(caplog, "add")
@@ -91,7 +91,7 @@ def test_vip_moves_between_masters_in_one_step(caplog: pytest.LogCaptureFixture,
             caplog.clear()
             await both_master(service)
             await service.reload(config(["192.0.2.188/32"], ["192.0.2.190/32"],
-                                        vi2_prio=90 if restart_source else 100))
+                                        vi2_vrid=53 if restart_source else 52))
             assert address_log(caplog, "remove") == [MOVED]
             assert vips(service)["VI_1"] == ("192.0.2.188",)
         finally:

@@ -1,6 +1,8 @@
 """The plan of a commit or a reload, before it is applied: every change (+ added, - removed, ~ changed, with
-old -> new fields), its connection impact where the live table knows one, and the config's diagnostics.
-A plan whose config has errors cannot be applied: the screen says so and ``y`` does nothing."""
+old -> new fields), its connection impact where the live table knows one, the exact IPVS and address
+operations it will cause (engine/impact.py: what each touches and how many connections are on it), and the
+config's diagnostics. A plan whose config has errors cannot be applied: the screen says so and ``y`` does
+nothing."""
 
 from __future__ import annotations
 
@@ -72,6 +74,28 @@ def plan_text(preview: Preview, snapshot: DirectorSnapshot | None) -> Text:
     return out
 
 
+def operations_text(preview: Preview) -> Text:
+    """The IPVS operations, then the address operations, one a line; those that touch live connections stand out."""
+    out = Text()
+    for op in preview.ipvs_ops:
+        active = int(op.get("active") or 0)
+        out.append(f"  {op.get('op', '')}", style="bold yellow" if active else "")
+        if op.get("impact"):
+            out.append(f": {op['impact']}", style="yellow" if active else "dim")
+        out.append("\n")
+    for address in preview.address_ops:
+        action, state = address.get("action", ""), address.get("state") or "unknown"
+        when = "now" if state == "MASTER" else f"when MASTER (now {state})"
+        active = int(address.get("active") or 0)
+        cuts = action == "remove" and active
+        out.append(f"  {action} VIP {address.get('address')} on ({address.get('instance')}) {when}",
+                   style="bold yellow" if cuts else "")
+        if cuts:
+            out.append(f": {active} active connection{'s' * (active != 1)} to it", style="yellow")
+        out.append("\n")
+    return out
+
+
 def diagnostics_text(preview: Preview) -> Text:
     out = Text()
     for d in sorted(preview.diagnostics, key=lambda d: d.get("severity") != "error"):
@@ -102,6 +126,11 @@ class DiffScreen(ModalScreen[bool]):
             yield Label(title, id="dialog-title")
             with VerticalScroll(id="diff-body"):
                 yield Static(plan_text(p, self.snapshot), id="diff-plan")
+                if p.ipvs_ops or p.address_ops:
+                    n_ops = len(p.ipvs_ops) + len(p.address_ops)
+                    yield Label(f"Operations ({n_ops}): what the kernel will be told, and the connections on it",
+                                classes="section")
+                    yield Static(operations_text(p), id="diff-operations")
                 if p.diagnostics:
                     yield Label("Diagnostics", classes="section")
                     yield Static(diagnostics_text(p), id="diff-diagnostics")

@@ -65,7 +65,8 @@ def _advert(row: dict[str, Any]) -> str:
 def radar_row(row: dict[str, Any]) -> list[object]:
     """The cells of one sender, from its ``show vrrp radar`` JSON."""
     return [
-        row.get("interface", "-"), str(row.get("vrid", "-")), row.get("instance") or "-", row.get("sender", "-"),
+        row.get("interface", "-"), str(row.get("vrid", "-")), row.get("instance") or "-",
+        f"{row.get('sender', '-')} (self)" if row.get("ours") else row.get("sender", "-"),
         "-" if row.get("priority") is None else str(row["priority"]), _advert(row),
         f"{row.get('age', 0):.1f}s ago", str(row.get("count", 0)),
         _seconds(row.get("mean_interval")), _seconds(row.get("jitter"), "ms"),

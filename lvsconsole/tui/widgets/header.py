@@ -1,6 +1,7 @@
 """The header: router_id, host, engine uptime, config file and revision, whether the candidate differs, mode,
 the engine's timer health (its event-loop lag, in the warning colour once it puts a VRRP instance at risk) and
-the countdown of a pending ``commit confirmed`` (warning colour)."""
+the countdown of a pending ``commit confirmed`` (warning colour) and, with lvs_sync_peer_http, the connection-sync
+coverage (warning colour below 100%)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,10 @@ def header_text(info: EngineInfo, palette: Palette, *, paused: bool = False, now
         left = max(0.0, info.confirm_deadline - (time.time() if now is None else now))
         parts += [sep, (f" UNCONFIRMED: rollback in {left:.0f}s ('confirm' keeps it) ", p.badge("warning"))]
     parts += [sep, (info.mode, p.style("foreground-muted"))]
+    if info.sync_coverage is not None:
+        # below 100% a failover now would cut some established flows: worth the warning colour
+        full = info.sync_coverage == "sync 100%" or info.sync_coverage == "sync -"
+        parts += [sep, (info.sync_coverage, p.style("foreground-muted") if full else p.style("warning", bold=True))]
     if info.loop_lag_ms is not None:
         parts += [sep, lag_text(info, palette)]
     if not info.connected:
@@ -63,7 +68,9 @@ class EngineHeader(Static):
     def show(self, info: EngineInfo, *, paused: bool = False) -> None:
         self.info = info
         self.paused = paused
-        self.update(header_text(info, self.palette, paused=paused))
+        # one line high whatever it says (app.tcss): a new text needs no layout of the screen, which with a big
+        # virtual-server table costs tens of milliseconds every tick
+        self.update(header_text(info, self.palette, paused=paused), layout=False)
 
     def repaint(self, palette: Palette) -> None:
         self.palette = palette

@@ -8,25 +8,29 @@ server. Histories (the sparkline of the last minute) are kept per server whateve
 
 from __future__ import annotations
 
-import collections
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import BindingType
+from textual.cache import LRUCache
 from textual.containers import Vertical
 from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
-from textual.widgets.data_table import ColumnKey, RowKey
+from textual.widgets.data_table import ColumnKey, Row, RowKey
 
 from lvsconsole.engine.director_api import DirectorSnapshot, RealServerView, VirtualServerView
+from lvsconsole.engine.drift import DriftView, drifted_rows
 from lvsconsole.tui import bindings
 from lvsconsole.tui.format import HEALTH_STYLES, scaled, sparkline
+from lvsconsole.tui.series import SeriesRing
 from lvsconsole.tui.themes import DEFAULT_PALETTE, Palette
 
 HISTORY = 60
@@ -61,6 +65,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("trend", "BYTES/S, 1 MIN", SPARK_WIDTH + 2),
 )
 _COLUMN_KEYS = tuple(c.key for c in COLUMNS)
+_COLUMN_KEY_OBJECTS = tuple(ColumnKey(key) for key in _COLUMN_KEYS)
 
 
 class RowRef:
@@ -110,6 +115,17 @@ class VsTable(DataTable[Any]):
     class FilterRequested(Message):
         pass
 
+    class DrainViewRequested(Message):
+        """Open the drain view (every watched drain: no selection needed)."""
+
+    class DriftRequested(Message):
+        """``drift reconcile`` or ``drift adopt`` (``kind``) of the drift items ``ids`` on the selected row."""
+
+        def __init__(self, kind: Literal["reconcile", "adopt"], ids: tuple[str, ...]) -> None:
+            super().__init__()
+            self.kind = kind
+            self.ids = ids
+
     class SortChanged(Message):
         def __init__(self, key: SortKey, reverse: bool) -> None:
             super().__init__()
@@ -117,6 +133,9 @@ class VsTable(DataTable[Any]):
             self.reverse = reverse
 
     def __init__(self, **kwargs: Any) -> None:
+        # render caches (see ``_render_cell``), set first: DataTable's constructor already reads the rows
+        self._ordered_rows: tuple[object, int, list[Row]] | None = None
+        self._cell_lines: LRUCache[tuple[Any, ...], tuple[object, list[list[Segment]]]] = LRUCache(4096)
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self.palette = DEFAULT_PALETTE
         self.snapshot: DirectorSnapshot | None = None
@@ -125,14 +144,21 @@ class VsTable(DataTable[Any]):
         self.filter_text = ""
         self._structure: tuple[tuple[str, tuple[str, ...]], ...] | None = None
         self._vs: dict[str, VirtualServerView] = {}
-        self._rs: dict[tuple[str, str], RealServerView] = {}
+        self._rs_at: dict[tuple[str, str], int] = {}
+        """Where each real server sits in its virtual server's ``real_servers`` (fixed by the structure)."""
         self._order: list[RowRef] = []
         self._row_keys: dict[str, RowKey] = {}
+        self._row_objects: dict[str, Row] = {}
         self._refs: dict[str, RowRef] = {}
         self._ref_cache: dict[tuple[str, str | None], RowRef] = {}
+        self._groups: dict[str, tuple[RowRef, dict[str, RowRef]]] = {}
         self._shown: dict[str, tuple[Any, ...]] = {}
-        self._history: dict[str, collections.deque[int]] = {}
+        self._history = SeriesRing(HISTORY)
+        self._history_index: dict[str, int] = {}
+        """Row key → position in a history sample (the snapshot's order: each VS, then its real servers)."""
         self._drain_watch: dict[tuple[str, str], int] = {}
+        self._drift: dict[tuple[str, str | None], list[DriftView]] = {}
+        """Drift items by (vs key, rs key): those rows are highlighted."""
         self.rebuilds = 0
         self.cell_updates = 0
 
@@ -156,8 +182,15 @@ class VsTable(DataTable[Any]):
         if ref is None:
             return None, None
         vs = self._vs.get(ref.vs)
-        rs = self._rs.get((ref.vs, ref.rs)) if ref.rs is not None else None
+        rs = self._rs_view(ref.vs, ref.rs) if ref.rs is not None else None
         return vs, rs
+
+    def _rs_view(self, vs_key: str, rs_key: str) -> RealServerView | None:
+        vs = self._vs.get(vs_key)
+        position = self._rs_at.get((vs_key, rs_key))
+        if vs is None or position is None or position >= len(vs.real_servers):
+            return None
+        return vs.real_servers[position]
 
     def select(self, vs_key: str, rs_key: str | None = None) -> bool:
         """Move the cursor to a server's row (if shown)."""
@@ -172,46 +205,56 @@ class VsTable(DataTable[Any]):
         return list(self._order)
 
     def update_from(self, snapshot: DirectorSnapshot) -> None:
-        """A new snapshot: record histories, reshape if the structure changed, refresh visible cells."""
+        """A new snapshot: record histories, reshape if the structure changed, refresh visible cells.
+
+        Runs every tick over thousands of servers: the per-server work is kept to reading two attributes
+        (the keys, to detect a new structure, and the bytes/s for the history); the rest is per visible row."""
         self.snapshot = snapshot
-        structure = tuple((vs.key, tuple(rs.key for rs in vs.real_servers)) for vs in snapshot.virtual_servers)
-        self._vs = {vs.key: vs for vs in snapshot.virtual_servers}
-        self._rs = {(vs.key, rs.key): rs for vs in snapshot.virtual_servers for rs in vs.real_servers}
-        history = self._history
-        for vs in snapshot.virtual_servers:
-            self._push(history, f"vs|{vs.key}", vs.bps)
-            for rs in vs.real_servers:
-                self._push(history, f"rs|{vs.key}|{rs.key}", rs.bps)
-        if structure != self._structure:
+        servers = snapshot.virtual_servers
+        structure = tuple([(vs.key, tuple([rs.key for rs in vs.real_servers])) for vs in servers])
+        self._vs = {vs.key: vs for vs in servers}
+        self._drift = drifted_rows(snapshot.drift)
+        reshaped = structure != self._structure
+        if reshaped:
             self._structure = structure
             self._ref_cache = {(vs, None): RowRef(vs) for vs, _ in structure}
             self._ref_cache.update({(vs, rs): RowRef(vs, rs) for vs, rss in structure for rs in rss})
-            live = {ref.key for ref in self._ref_cache.values()}
-            for key in [k for k in history if k not in live]:
-                del history[key]
+            self._groups.clear()
+            self._rs_at = {(vs, rs): i for vs, rss in structure for i, rs in enumerate(rss)}
+            index: dict[str, int] = {}
+            for vs_key, rss in structure:
+                index[f"vs|{vs_key}"] = len(index)
+                for rs_key in rss:
+                    index[f"rs|{vs_key}|{rs_key}"] = len(index)
+            self._history_index = index
+        bps: list[int] = []
+        for vs in servers:
+            bps.append(vs.bps)
+            bps.extend([rs.bps for rs in vs.real_servers])
+        self._history.push(self._history_index, bps)
+        if reshaped:
             self.rebuild()
         elif self.sort_key in ("health", "weight", "active", "inact", "cps", "bps"):
             self._reorder(self._sorted(self._filtered()))
         self.sync_visible()
 
-    @staticmethod
-    def _push(history: dict[str, collections.deque[int]], key: str, value: int) -> None:
-        series = history.get(key)
-        if series is None:
-            series = history[key] = collections.deque(maxlen=HISTORY)
-        series.append(value)
-
     def drains_finished(self) -> list[tuple[VirtualServerView, RealServerView]]:
         """Drained servers whose active connections just reached 0 (each reported once)."""
-        done = []
-        for (vs_key, rs_key), rs in self._rs.items():
-            key = (vs_key, rs_key)
-            if rs.drained and rs.active_conns > 0:
-                self._drain_watch[key] = rs.active_conns
-            elif key in self._drain_watch and (not rs.drained or rs.active_conns == 0):
-                del self._drain_watch[key]
-                if rs.drained:
-                    done.append((self._vs[vs_key], rs))
+        done: list[tuple[VirtualServerView, RealServerView]] = []
+        if self.snapshot is None:
+            return done
+        watch = self._drain_watch
+        for vs in self.snapshot.virtual_servers:
+            for rs in vs.real_servers:
+                if not rs.drained and not watch:
+                    continue
+                key = (vs.key, rs.key)
+                if rs.drained and rs.active_conns > 0:
+                    watch[key] = rs.active_conns
+                elif key in watch and (not rs.drained or rs.active_conns == 0):
+                    del watch[key]
+                    if rs.drained:
+                        done.append((vs, rs))
         return done
 
     # ------------------------------------------------------------------------------ filter and sort
@@ -253,21 +296,32 @@ class VsTable(DataTable[Any]):
             ref = self._ref_cache[(vs, rs)] = RowRef(vs, rs)
         return ref
 
+    def _group_refs(self, vs: VirtualServerView) -> tuple[RowRef, dict[str, RowRef]]:
+        """The rows of a virtual server and of all its real servers (by key), made once per structure."""
+        group = self._groups.get(vs.key)
+        if group is None:
+            group = self._groups[vs.key] = (self._ref(vs.key),
+                                            {rs.key: self._ref(vs.key, rs.key) for rs in vs.real_servers})
+        return group
+
     def _sorted(self, groups: list[tuple[VirtualServerView, list[RealServerView]]]) -> list[RowRef]:
-        ref = self._ref
+        # runs every tick when sorted by a live figure: a few operations per row, all of them in C but the loop
         rows: list[RowRef] = []
+        group_refs = self._group_refs
         if self.sort_key == "name":
             ordered = list(reversed(groups)) if self.reverse else groups
             for vs, rss in ordered:
-                rows.append(ref(vs.key))
-                rows.extend(ref(vs.key, rs.key) for rs in (reversed(rss) if self.reverse else rss))
+                vs_ref, rs_refs = group_refs(vs)
+                rows.append(vs_ref)
+                rows.extend([rs_refs[rs.key] for rs in (reversed(rss) if self.reverse else rss)])
             return rows
         # numbers: largest first (health: worst first); "reverse" flips that
         flip = (self.sort_key != "health") != self.reverse
         vs_value, rs_value = self._keys()
         for vs, rss in sorted(groups, key=lambda g: vs_value(g[0]), reverse=flip):
-            rows.append(ref(vs.key))
-            rows.extend(ref(vs.key, rs.key) for rs in sorted(rss, key=rs_value, reverse=flip))
+            vs_ref, rs_refs = group_refs(vs)
+            rows.append(vs_ref)
+            rows.extend([rs_refs[rs.key] for rs in sorted(rss, key=rs_value, reverse=flip)])
         return rows
 
     def set_filter(self, text: str) -> None:
@@ -297,12 +351,14 @@ class VsTable(DataTable[Any]):
         self.rebuilds += 1
         self.clear(columns=False)
         self._row_keys.clear()
+        self._row_objects.clear()
         self._refs.clear()
         self._shown.clear()
         blank = [""] * len(COLUMNS)
         for ref in order:
             key = ref.key
-            self._row_keys[key] = self.add_row(*blank, key=key)
+            row_key = self._row_keys[key] = self.add_row(*blank, key=key)
+            self._row_objects[key] = self.rows[row_key]
             self._refs[key] = ref
         self._order = order
         self._restore(keep)
@@ -312,14 +368,23 @@ class VsTable(DataTable[Any]):
             return
         keep = self.selected()
         locations = getattr(self, "_row_locations", None)
-        if locations is None or len(order) != len(self._order) or set(order) != set(self._order):
+        # Unfiltered, the rows are every server of the structure, whatever the order. Filtered, the rows that
+        # match can change with the figures: compared by identity (one object per row and structure).
+        if (locations is None or len(order) != len(self._order)
+                or (self.filter_text and {id(ref) for ref in order} != {id(ref) for ref in self._order})):
             self._order = order
             self.rebuild()
             return
         # Reorder in place (what DataTable.sort does), without recreating rows.
         from textual._two_way_dict import TwoWayDict
 
-        self._row_locations = TwoWayDict({self._row_keys[ref.key]: i for i, ref in enumerate(order)})
+        row_keys = [self._row_keys[ref.key] for ref in order]
+        locations = TwoWayDict.__new__(TwoWayDict)  # both directions at once: its __init__ would hash each key again
+        locations._forward = dict(zip(row_keys, range(len(row_keys)), strict=True))
+        locations._reverse = dict(enumerate(row_keys))
+        self._row_locations = locations
+        row_objects = self._row_objects
+        self._ordered_rows = (locations, len(self.rows), [row_objects[ref.key] for ref in order])
         self._update_count += 1
         self._order = order
         self.refresh()
@@ -362,41 +427,120 @@ class VsTable(DataTable[Any]):
 
     def _sync_row(self, ref: RowRef) -> None:
         key = ref.key
+        old = self._shown.get(key)
+        cells: list[Any]
         if ref.rs is None:
             vs = self._vs.get(ref.vs)
             if vs is None:
                 return
             signature: tuple[Any, ...] = self._vs_signature(vs)
+            if old == signature:
+                return
+            cells = self._vs_cells(vs)
         else:
-            rs = self._rs.get((ref.vs, ref.rs))
+            rs = self._rs_view(ref.vs, ref.rs)
             if rs is None:
                 return
             signature = self._rs_signature(ref, rs)
-        old = self._shown.get(key)
-        if old == signature:
-            return
-        cells = self._vs_cells(self._vs[ref.vs]) if ref.rs is None else self._rs_cells(ref, self._rs[(ref.vs, ref.rs)])
-        row_key = self._row_keys[key]
-        for i, (column, cell) in enumerate(zip(_COLUMN_KEYS, cells, strict=True)):
+            if old == signature:
+                return
+            cells = self._rs_cells(ref, rs)
+        row = self._data[self._row_keys[key]]
+        changed = 0
+        for i, (column_key, cell) in enumerate(zip(_COLUMN_KEY_OBJECTS, cells, strict=True)):
             if old is None or old[i] != signature[i]:
-                self.update_cell(row_key, ColumnKey(column), cell)
-                self.cell_updates += 1
+                row[column_key] = cell
+                changed += 1
         self._shown[key] = signature
+        if changed:
+            # what update_cell does for each cell (count an update, repaint), once for the row
+            self.cell_updates += changed
+            self._update_count += 1
+            self.refresh()
+
+    # DataTable keys its render caches on one counter that every update_cell bumps, so one changed cell would
+    # re-render every cell on screen, and finding a line's row would rebuild a list of every line of the table.
+    # Here every row is one line high and a cell's value is replaced, never mutated (``_sync_row``): a cell's
+    # rendering stays good while the same object sits in it, at the same row index, with the same styles.
+
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
+                     cursor: bool = False, hover: bool = False) -> list[list[Segment]]:
+        if row_index < 0 or column_index < 0:  # the header
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        column_key = self._column_locations.get_key(column_index)
+        row = self._data.get(row_key) if row_key is not None else None
+        if row is None or column_key is None:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        value = row.get(column_key)
+        cache_key = (row_key, column_key, row_index, base_style, width, cursor, hover, self._show_hover_cursor,
+                     self._pseudo_class_state)
+        cached = self._cell_lines.get(cache_key)
+        if cached is not None and cached[0] is value:
+            return cached[1]
+        lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        self._cell_lines[cache_key] = (value, lines)
+        return lines
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self._cell_lines.clear()
+
+    def notify_style_update(self) -> None:
+        self._cell_lines.clear()
+        super().notify_style_update()
+
+    def _get_offsets(self, y: int) -> tuple[RowKey, int]:
+        if self.show_header:
+            if y < self.header_height:
+                return self._header_row_key, y
+            y -= self.header_height
+        row_key = self._row_locations.get_key(y) if y >= 0 else None
+        if row_key is None:
+            raise LookupError(f"Y coord {y!r} is greater than total height")
+        return row_key, 0
+
+    @property
+    def _total_row_height(self) -> int:
+        return len(self.rows)
+
+    @property
+    def ordered_rows(self) -> list[Row]:
+        # DataTable rebuilds this list (every row) after each cell update, and reads it each time the cursor
+        # moves; the order only changes with a new location map (sort, reorder, clear, removal) or a new row.
+        locations = self._row_locations
+        cached = self._ordered_rows
+        if cached is not None and cached[0] is locations and cached[1] == len(self.rows):
+            return cached[2]
+        rows = super().ordered_rows
+        self._ordered_rows = (locations, len(self.rows), rows)
+        return rows
 
     def _spark(self, key: str) -> str:
-        series = self._history.get(key)
-        return sparkline(list(series) if series else [], SPARK_WIDTH)
+        return sparkline(self._history.series(key), SPARK_WIDTH)
 
     def _vs_signature(self, vs: VirtualServerView) -> tuple[Any, ...]:
         up = sum(1 for r in vs.real_servers if r.health == "up")
-        return (vs.label, vs.scheduler, vs.persistence_timeout, None, None, (up, len(vs.real_servers), vs.quorum_up),
+        # one entry per column (a cell is redrawn when its entry changes)
+        return (vs.label, (vs.scheduler, vs.persistence_timeout), None, None,
+                (up, len(vs.real_servers), vs.quorum_up, self._drifted(vs.key)),
                 vs.active_conns, vs.inactive_conns, vs.cps, vs.bps, self._spark(f"vs|{vs.key}"))
 
     def _rs_signature(self, ref: RowRef, rs: RealServerView) -> tuple[Any, ...]:
         last = self._is_last(ref)
         return ((rs.label, last), rs.forward, (rs.weight, rs.weight_override), rs.config_weight,
-                (rs.health, rs.floor_kept), (rs.active_conns, rs.drained), rs.inactive_conns, rs.cps, rs.bps,
-                self._spark(ref.key))
+                (rs.health, rs.floor_kept, (ref.vs, rs.key) in self._drift), (rs.active_conns, rs.drained),
+                rs.inactive_conns, rs.cps, rs.bps, self._spark(ref.key))
+
+    def _drifted(self, vs_key: str) -> bool:
+        """Whether the kernel differs from intent anywhere in this virtual server."""
+        return any(vs == vs_key for vs, _ in self._drift) if self._drift else False
+
+    def drift_ids(self, ref: RowRef) -> tuple[str, ...]:
+        """The drift items of a row: a real server's own, or every item of a virtual server."""
+        if ref.rs is not None:
+            return tuple(view["id"] for view in self._drift.get((ref.vs, ref.rs), ()))
+        return tuple(view["id"] for (vs, _), views in self._drift.items() if vs == ref.vs for view in views)
 
     def _is_last(self, ref: RowRef) -> bool:
         vs = self._vs.get(ref.vs)
@@ -423,6 +567,8 @@ class VsTable(DataTable[Any]):
         else:
             style = "success" if up == total else "warning" if up else "error"
             health = Text(f"{up}/{total} up", style=p.style(style))
+        if self._drifted(vs.key):  # intent and kernel differ: reconcile (R) or adopt (A)
+            health = Text("⚠ drift", style=p.badge("warning"))
         return [name, Text(mode, style=p.style("foreground", bold=True)), "", "", health,
                 _num(vs.active_conns), _num(vs.inactive_conns), _num(vs.cps), _rate(vs.bps),
                 Text(" " + self._spark(f"vs|{vs.key}"), style=p.style("accent"))]
@@ -438,6 +584,8 @@ class VsTable(DataTable[Any]):
         shown = rs.admin_state if rs.admin_state != "ready" else "kept" if rs.floor_kept else rs.health
         health = Text(f"● {shown}", style=p.style(HEALTH_STYLES.get(rs.health, "foreground"),
                                                   bold=rs.health != "up"))
+        if (ref.vs, rs.key) in self._drift:
+            health = Text("⚠ drift", style=p.badge("warning"))
         active = _num(rs.active_conns)
         if rs.drained and rs.active_conns:
             active = Text.assemble(("↘ ", p.style("warning")), f"{rs.active_conns:,}", justify="right")
@@ -486,6 +634,23 @@ class VsTable(DataTable[Any]):
 
     def action_checks(self) -> None:
         self._request("checks")
+
+    def action_drain_view(self) -> None:
+        self.post_message(self.DrainViewRequested())
+
+    def _drift_request(self, kind: Literal["reconcile", "adopt"]) -> None:
+        ref = self.selected()
+        ids = self.drift_ids(ref) if ref is not None else ()
+        if not ids:
+            self.notify("no drift on this row (rows marked ⚠ drift have some)", severity="warning")
+            return
+        self.post_message(self.DriftRequested(kind, ids))
+
+    def action_reconcile(self) -> None:
+        self._drift_request("reconcile")
+
+    def action_adopt(self) -> None:
+        self._drift_request("adopt")
 
     def action_filter(self) -> None:
         self.post_message(self.FilterRequested())
