@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lvsconsole.config.build import load_file
-from lvsconsole.lab.demo import DIRECTORS, PREFIX_BASE, REAL_SERVERS, VIP, render_director_config
+from lvsconsole.lab.demo import DIRECTORS, EXAMPLES, PREFIX_BASE, REAL_SERVERS, VIP, render_director_config
 from lvsconsole.lab.netns import list_namespaces
 
 DEMO_TIMEOUT = 180  # the scenario itself takes ~15 s here
@@ -92,7 +92,8 @@ def test_a_crashed_demo_is_cleaned_up_by_the_next_one(tmp_path: Path) -> None:
         remove_namespaces(prefix)
 
 
-def test_director_configs_are_the_classic_config_with_lab_addresses(tmp_path: Path) -> None:
+def test_director_configs_are_the_classic_configs_with_lab_addresses(tmp_path: Path) -> None:
+    """director1 runs master.conf, director2 backup.conf: their own roles, only lab addresses and timers changed."""
     for spec in DIRECTORS:
         path = tmp_path / f"{spec.name}.conf"
         path.write_text(render_director_config(spec))
@@ -105,7 +106,12 @@ def test_director_configs_are_the_classic_config_with_lab_addresses(tmp_path: Pa
         (vs,) = config.virtual_servers
         assert (str(vs.address), vs.port, vs.lvs_sched, vs.persistence_timeout) == (VIP, 80, "wrr", 50)
         assert vs.lvs_method.kind == "DR"
-        assert vs.sorry_server is not None and str(vs.sorry_server.address) == "127.0.0.1"
+        if spec.template == "master.conf":
+            assert vs.sorry_server is not None and str(vs.sorry_server.address) == "127.0.0.1"
+        else:
+            assert vs.sorry_server is None  # the backup's seed has no sorry_server line
+        assert config.global_defs.router_id == spec.router_id
+        assert (EXAMPLES / spec.template).read_text().count("#") == path.read_text().count("#")  # comments kept
         assert [(str(rs.address), rs.port, rs.weight) for rs in vs.real_servers] == [
             (r.address, 80, r.weight) for r in REAL_SERVERS]
         assert all(type(c).__name__ == "TcpCheck" and c.connect_port == 80
