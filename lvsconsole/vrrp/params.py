@@ -268,8 +268,12 @@ def instance_spec(config: m.Config, inst: m.VrrpInstance) -> InstanceSpec:
                     else g.vrrp_garp_master_refresh)
     garp_refresh_repeat = (inst.garp_master_refresh_repeat if inst.garp_master_refresh_repeat is not None
                            else g.vrrp_garp_master_refresh_repeat)
-    lower_delay = _number(ie, "garp_lower_prio_delay", _number(ge, "vrrp_garp_lower_prio_delay", 0.0))
-    lower_repeat = int(_number(ie, "garp_lower_prio_repeat", _number(ge, "vrrp_garp_lower_prio_repeat", 0)))
+    # keepalived: the global lower-priority defaults are the global garp_master ones (vrrp_complete_init), so a
+    # MASTER hearing a lower priority re-announces its addresses unless told otherwise
+    lower_delay = _number(ie, "garp_lower_prio_delay", _number(ge, "vrrp_garp_lower_prio_delay",
+                                                                g.vrrp_garp_master_delay))
+    lower_repeat = int(_number(ie, "garp_lower_prio_repeat", _number(ge, "vrrp_garp_lower_prio_repeat",
+                                                                     g.vrrp_garp_master_repeat)))
     down_adverts = int(_number(ie, "down_timer_adverts", _number(ge, "vrrp_down_timer_adverts", 3)))
 
     vips = tuple(v for v in inst.virtual_ipaddress if v.address.version == family)

@@ -46,6 +46,8 @@ def test_defaults_follow_keepalived() -> None:
     assert p.advert_int == 1.0 and p.initial_state is State.BACKUP and p.preempt
     assert (p.garp_master_delay, p.garp_master_repeat, p.garp_master_refresh, p.garp_master_refresh_repeat) == (
         5.0, 5, 0.0, 1)
+    # keepalived: a MASTER hearing a lower priority re-sends the global garp_master set, then again after its delay
+    assert (p.garp_lower_prio_delay, p.garp_lower_prio_repeat) == (5.0, 5)
     assert p.down_timer_adverts == 3
     assert p.auth == Auth()  # v2 without authentication expects none
     assert p.addresses == (IPv4Address("192.168.2.188"),)
@@ -80,6 +82,8 @@ vrrp_instance VI_1 {
     p = spec.params
     assert p.version == 3 and p.advert_int == 0.25 and p.auth is None
     assert (p.garp_master_delay, p.garp_master_repeat, p.garp_master_refresh) == (2.0, 7, 60.0)
+    # the lower-priority defaults are the global garp_master values, not the instance's own
+    assert (p.garp_lower_prio_delay, p.garp_lower_prio_repeat) == (2.0, 3)
     assert p.down_timer_adverts == 5 and p.lower_prio_no_advert
     assert spec.mcast_group == IPv4Address("224.0.0.200")
     assert spec.garp_interval == 0.001
