@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import resource
 import selectors
@@ -245,6 +246,8 @@ async def run_ours(text: str, listeners: Listeners, warm: float, seconds: float,
     service.add_record_listener(on_record)
     service.add_record_listener(CheckRecorder().record)  # the director's flight recorder sees every check too
     await service.start()
+    gc.collect()
+    gc.freeze()  # as `lvsconsole run` does once its config is loaded (engine/daemon.py serve())
     try:
         await asyncio.sleep(warm)
         loop = asyncio.get_running_loop()

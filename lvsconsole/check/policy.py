@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, TypeAlias
 
@@ -375,6 +375,10 @@ Action: TypeAlias = (
     | RunNotify
     | LogEvent
 )
+
+_NO_ACTIONS: tuple[Action, ...] = ()
+_OWN_RECORDERS = frozenset({"MISC_CHECK", "FILE_CHECK"})
+"""Checker kinds whose results the generic steady-state path must not record (exit codes, weights)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -820,6 +824,26 @@ class CheckPolicy:
             started=started,
             weight=outcome.weight,
         )
+
+    def record_outcome_and_due(
+        self, rs: RsRef, checker: int, outcome: CheckOutcome, now: float, *, started: float | None = None
+    ) -> tuple[Sequence[Action], float]:
+        """:meth:`record_outcome`, and the checker's :meth:`next_check_time` after it: the runner's per-check
+        call, which looks the checker up once instead of twice and, in the steady state (a success of a
+        checker that is up), builds no action list at all."""
+        try:  # _lookup(), inline: this runs once per check
+            ch = self._vs[rs.vs].rs[rs.rs].checkers[checker] if checker >= 0 else self._lookup(rs, checker)[2]
+        except (KeyError, IndexError):
+            ch = self._lookup(rs, checker)[2]  # raises the KeyError that says which
+        p = ch.params
+        if outcome.ok and ch.is_up and ch.has_run and p.kind not in _OWN_RECORDERS and self._started:
+            ch.last_ok = True
+            ch.retry_it = 0
+            ch.fail_streak = 0
+            due = ch.next_time = now + p.delay_loop
+            return _NO_ACTIONS, due
+        acts = self.record_outcome(rs, checker, outcome, now, started=started)
+        return acts, ch.next_time
 
     def record_result(
         self,

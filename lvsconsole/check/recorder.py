@@ -293,7 +293,8 @@ class CheckRecorder:
         if ring is None:
             ring = self._rings[record.ref] = ProbeRing(self.capacity)
         outcome = record.outcome
-        ring.add(record.finished, record.duration, reason_code(outcome), outcome.reason, outcome.detail)
+        code = "ok" if outcome.ok else reason_code(outcome)
+        ring.add(record.finished, record.finished - record.started, code, outcome.reason, outcome.detail)
 
     def ring(self, ref: CheckerRef) -> ProbeRing | None:
         return self._rings.get(ref)

@@ -106,7 +106,8 @@ class CheckRecord(NamedTuple):
 
     @property
     def lateness(self) -> float:
-        return max(0.0, self.started - self.scheduled)
+        late = self.started - self.scheduled
+        return late if late > 0.0 else 0.0
 
     @property
     def duration(self) -> float:
@@ -156,8 +157,12 @@ class _Group:
     scheduled: float = 0.0
     started: float = 0.0
 
+    timeout: float = 0.0
+    """The checker's ``timeout`` (read once per check, so kept here rather than asked for each time)."""
+
     def __post_init__(self) -> None:
         self.begin = getattr(self.checker, "begin_check", None)
+        self.timeout = self.checker.timeout
 
 
 def _group_refs(
@@ -345,18 +350,19 @@ class CheckRunner:
 
     # ---- scheduling ------------------------------------------------------------------------------
 
-    def _push(self, group: _Group, last_result: float | None) -> None:
-        """Queue the group's next probe: when the first of its refs is due. ``last_result`` is when the
-        previous probe finished (None before the first one)."""
+    def _push(self, group: _Group, last_result: float | None, due: float | None = None) -> None:
+        """Queue the group's next probe: when the first of its refs is due (``due``, when the caller already
+        knows it). ``last_result`` is when the previous probe finished (None before the first one)."""
         if not group.refs:  # a reload took every ref of a probe that was running
             self._stall.forget(group)
             return
-        due = self._due(group)
-        if not math.isfinite(due):
+        if due is None:
+            due = self._due(group)
+        if due == math.inf:  # (never NaN: the policy's times are sums of finite times)
             self._stall.forget(group)
             return
         since = due - group.params.delay_loop if last_result is None else last_result
-        resumed = self._stall.expect(group, last_result=since, due=due, timeout=group.checker.timeout)
+        resumed = self._stall.expect(group, last_result=since, due=due, timeout=group.timeout)
         if resumed is not None:
             self._report_stall(group, resumed)
         group.entry, group.due = next(self._seq), due
@@ -391,7 +397,7 @@ class CheckRunner:
                 if entry != group.entry:
                     continue  # superseded by a reload
                 group.entry = -1
-                if self._all_paused(group):
+                if self._paused and self._all_paused(group):
                     self._stall.forget(group)  # silence is expected while paused
                     self._parked.append(group)
                     continue
@@ -429,7 +435,9 @@ class CheckRunner:
             outcome = CheckOutcome(False, detail, reason=type(exc).__name__)
             group.pending = loop.call_soon(self._callback_done, group, outcome)
         self._flying[group] = None
-        slot = max(math.ceil((started + group.checker.timeout + TIMEOUT_GRACE) / WATCHDOG_TICK), self._swept + 1)
+        slot = math.ceil((started + group.timeout + TIMEOUT_GRACE) / WATCHDOG_TICK)
+        if slot <= self._swept:
+            slot = self._swept + 1
         bucket = self._deadlines.get(slot)
         if bucket is None:
             self._deadlines[slot] = [(flight, group)]
@@ -525,6 +533,9 @@ class CheckRunner:
         if not refs:
             return  # a reload removed every ref of this probe while it ran
         paused = self._paused
+        if len(refs) == 1 and not paused:
+            self._complete_one(group, refs[0], scheduled, started, finished, outcome)
+            return
         if paused:  # a shared probe still runs for its other refs; the paused ones hear nothing of it
             refs = tuple(ref for ref in refs if ref not in paused)
         if len(refs) == 1:
@@ -557,13 +568,36 @@ class CheckRunner:
                     _log.exception("check record callback failed")
         self._deliver(actions)
 
+    def _complete_one(
+        self, group: _Group, ref: CheckerRef, scheduled: float, started: float, finished: float, outcome: CheckOutcome
+    ) -> None:
+        """:meth:`_complete` for a probe that feeds one ref, not paused: the ten-thousand-a-second case, in one
+        pass (one record, the policy's next due time from the same call that records the outcome)."""
+        record = CheckRecord(ref, outcome, scheduled, started, finished)
+        self._account((record,))
+        if self._stopping:
+            return
+        if finished - scheduled <= self._phase_slack:
+            now = started = scheduled
+        else:
+            now = finished
+        actions, due = self._policy.record_outcome_and_due(ref.rs, ref.index, outcome, now, started=started)
+        self._push(group, finished, due)
+        if self._on_record is not None:
+            try:
+                self._on_record(record)
+            except Exception:
+                _log.exception("check record callback failed")
+        self._deliver(actions)
+
     def _account(self, records: Sequence[CheckRecord]) -> None:
         late = records[0].lateness
         s = self.stats
         s.checks += 1
         s.last_lateness = late
         s.total_lateness += late
-        s.max_lateness = max(s.max_lateness, late)
+        if late > s.max_lateness:
+            s.max_lateness = late
         for record in records:
             self.last_lateness[record.ref] = late
 

@@ -544,8 +544,9 @@ class CheckService:
             return []
 
     def _on_record(self, record: CheckRecord) -> None:
-        self._records[record.ref] = record
-        self._stale(record.ref.rs)
+        ref = record.ref
+        self._records[ref] = record
+        self._rs_snapshots.pop(ref.rs, None)  # _stale(), inline: this runs once per check
         if record.primary:  # a shared probe's lateness counts once
             self._lateness.append(record.lateness)
         for listener in self._record_listeners:

@@ -91,20 +91,24 @@ class StallDetector(Generic[K]):
     def expect(self, key: K, *, last_result: float, due: float, timeout: float) -> StallNotice[K] | None:
         """The check ``key`` produced a result at ``last_result`` (or, before its first result, is
         counted from then) and is next due at ``due``. Returns the recovery notice if it was stalled."""
-        limit = self._multiple * (max(0.0, due - last_result) + max(0.0, timeout))
+        # Called once per check: plain comparisons rather than max() calls, and no allocation unless it recovers.
+        interval = due - last_result if due > last_result else 0.0
+        limit = self._multiple * (interval + timeout if timeout > 0.0 else interval)
+        deadline = last_result + limit
         watch = self._watches.get(key)
         if watch is None:
-            watch = self._watches[key] = _Watch(last_result, limit, last_result + limit)
+            watch = self._watches[key] = _Watch(last_result, limit, deadline)
             self._queue(key, watch)
             return None
-        notice = (
-            StallNotice(key, False, last_result - watch.last_result, watch.limit, watch.running)
-            if watch.stalled
-            else None
-        )
-        watch.last_result, watch.limit, watch.deadline = last_result, limit, last_result + limit
-        watch.running = watch.stalled = False
-        if watch.queued < 0 or watch.deadline < watch.queued_at:
+        notice = None
+        if watch.stalled:
+            notice = StallNotice(key, False, last_result - watch.last_result, watch.limit, watch.running)
+            watch.stalled = False
+        watch.last_result = last_result
+        watch.limit = limit
+        watch.deadline = deadline
+        watch.running = False
+        if watch.queued < 0 or deadline < watch.queued_at:
             self._queue(key, watch)
         return notice
 
