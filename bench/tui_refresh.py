@@ -59,9 +59,11 @@ def _differs(now: Callable[[], object], before: object) -> bool:
     return now() != before
 
 
-async def key_to_screen(app: LvsConsoleApp, key: str, changed: Callable[[], bool]) -> float:
+async def key_to_screen(app: LvsConsoleApp, key: str, changed: Callable[[], bool]) -> tuple[float, float]:
     """Milliseconds from handing ``key`` to the driver to the end of the first screen refresh that shows its
-    effect (the app's compositor refresh, which in a real terminal is followed by the write)."""
+    effect (the app's compositor refresh, which in a real terminal is followed by the write), as wall time and
+    as the process's CPU time over the same span (what it is when this process has a core to itself: on a
+    machine busy with other work the wall time also counts the waits for a CPU)."""
     screen = app.screen
     done = asyncio.Event()
     original = screen._compositor_refresh
@@ -75,13 +77,13 @@ async def key_to_screen(app: LvsConsoleApp, key: str, changed: Callable[[], bool
     event = events.Key(key, None)
     event.set_sender(app)
     assert app._driver is not None
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     app._driver.send_message(event)
     try:
         await asyncio.wait_for(done.wait(), 10)
     finally:
         del screen._compositor_refresh
-    return (time.perf_counter() - started) * 1000
+    return (time.perf_counter() - started) * 1000, (time.process_time() - started_cpu) * 1000
 
 
 def changing_stats(backend: MemoryBackend, rng: random.Random) -> Stats:
@@ -110,14 +112,24 @@ async def run(n_vs: int, n_rs: int, seconds: float, keys: int, profile: str | No
         harness_cpu = 0.0
         # Built beforehand, so that the harness does not block the loop it measures for long: each second the
         # backend gets the next one (every counter of every entry changes), as the kernel's would change.
-        samples = [changing_stats(backend, rng) for _ in range(8)]
+        # The kernel changes its counters outside this process: the backend's counter maps for each second are
+        # made here too (set_stats of 11,000 entries would block the measured loop ~35 ms a second, a pause the
+        # console does not have in front of a kernel), and each second they are swapped in.
+        samples = []
+        for _ in range(8):
+            backend.set_stats(changing_stats(backend, rng))
+            samples.append((backend._svc_stats, backend._dest_stats))
+
+        def swap_in(sample: tuple[Any, Any]) -> None:
+            backend._svc_stats, backend._dest_stats = sample
+            backend._stats_view = None
 
         async def feed() -> None:
             nonlocal harness_cpu
             n = 0
             while True:
                 t = time.process_time()
-                backend.set_stats(samples[n % len(samples)])
+                swap_in(samples[n % len(samples)])
                 n += 1
                 harness_cpu += time.process_time() - t
                 await asyncio.sleep(1.0)
@@ -156,6 +168,7 @@ async def run(n_vs: int, n_rs: int, seconds: float, keys: int, profile: str | No
         # settle_heap: as the entry points run the console (tui/heap.py)
         app = LvsConsoleApp(EmbeddedLink(engine, dry_run=True), tick=1.0, replay=200, settle_heap=True)
         latencies: list[float] = []
+        latencies_cpu: list[float] = []
         sort_latencies: list[float] = []
         async with app.run_test(size=(160, 48)) as pilot:
             table = app.vs_table
@@ -177,12 +190,14 @@ async def run(n_vs: int, n_rs: int, seconds: float, keys: int, profile: str | No
                 await asyncio.sleep(gap * rng.uniform(0.5, 1.5))
                 if i % 10 == 9:
                     before = table.sort_key
-                    sort_latencies.append(await key_to_screen(app, "s", partial(_differs, lambda: table.sort_key,
-                                                                                before)))
+                    wall, _ = await key_to_screen(app, "s", partial(_differs, lambda: table.sort_key, before))
+                    sort_latencies.append(wall)
                 else:
                     row = table.cursor_row
                     key = "down" if i % 2 == 0 else "up"
-                    latencies.append(await key_to_screen(app, key, partial(_differs, lambda: table.cursor_row, row)))
+                    wall, cpu_ms = await key_to_screen(app, key, partial(_differs, lambda: table.cursor_row, row))
+                    latencies.append(wall)
+                    latencies_cpu.append(cpu_ms)
             await asyncio.sleep(max(0.0, seconds - (time.monotonic() - wall0)))
             cpu = time.process_time() - cpu0 - (harness_cpu - harness0)
             if profiler is not None:
@@ -194,6 +209,10 @@ async def run(n_vs: int, n_rs: int, seconds: float, keys: int, profile: str | No
                 "p50_ms": statistics.median(latencies),
                 "p95_ms": statistics.quantiles(latencies, n=20)[18],
                 "max_ms": max(latencies),
+                "cpu_p50_ms": statistics.median(latencies_cpu),
+                "cpu_p95_ms": statistics.quantiles(latencies_cpu, n=20)[18],
+                "cpu_max_ms": max(latencies_cpu),
+                "loadavg": os.getloadavg()[0],
                 "sort_p50_ms": statistics.median(sort_latencies) if sort_latencies else 0.0,
                 "sort_max_ms": max(sort_latencies) if sort_latencies else 0.0,
                 "cell_updates_per_s": (table.cell_updates - updates0) / wall,
@@ -232,6 +251,9 @@ def main() -> int:
     print(f"key-to-screen: p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, max {r['max_ms']:.1f} ms "
           f"({len(range(args.keys)) - args.keys // 10} cursor keys); sort key: p50 {r['sort_p50_ms']:.1f} ms, "
           f"max {r['sort_max_ms']:.1f} ms")
+    print(f"  the same keys in this process's CPU time: p50 {r['cpu_p50_ms']:.1f} ms, p95 {r['cpu_p95_ms']:.1f} ms, "
+          f"max {r['cpu_max_ms']:.1f} ms (load average {r['loadavg']:.1f} on {os.cpu_count()} CPUs: wall times "
+          f"above the CPU times are waits for a CPU)")
     print(f"table: {r['cell_updates_per_s']:.0f} cell updates/s, {int(r['rebuilds'])} rebuild(s)")
     print(f"vs target: CPU {r['cpu_percent'] / CPU_TARGET:.2f}x of {CPU_TARGET:g} % (console alone "
           f"{ui / CPU_TARGET:.2f}x), "

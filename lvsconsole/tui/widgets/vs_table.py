@@ -29,6 +29,7 @@ from textual.widgets.data_table import ColumnKey, Row, RowKey
 from lvsconsole.engine.director_api import DirectorSnapshot, RealServerView, VirtualServerView
 from lvsconsole.engine.drift import DriftView, drifted_rows
 from lvsconsole.tui import bindings
+from lvsconsole.tui.cell_template import LineTemplate, text_shape
 from lvsconsole.tui.format import HEALTH_STYLES, scaled, sparkline
 from lvsconsole.tui.series import SeriesRing
 from lvsconsole.tui.themes import DEFAULT_PALETTE, Palette
@@ -136,6 +137,7 @@ class VsTable(DataTable[Any]):
         # render caches (see ``_render_cell``), set first: DataTable's constructor already reads the rows
         self._ordered_rows: tuple[object, int, list[Row]] | None = None
         self._cell_lines: LRUCache[tuple[Any, ...], tuple[object, list[list[Segment]]]] = LRUCache(4096)
+        self._templates: LRUCache[tuple[Any, ...], LineTemplate] = LRUCache(16384)
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self.palette = DEFAULT_PALETTE
         self.snapshot: DirectorSnapshot | None = None
@@ -478,16 +480,33 @@ class VsTable(DataTable[Any]):
         cached = self._cell_lines.get(cache_key)
         if cached is not None and cached[0] is value:
             return cached[1]
-        lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        # A new value: if a cell of the same shape was rendered at this place, swap the characters in
+        # (cell_template.py); the place is part of the key because the styles carry the row and column index.
+        shape = text_shape(value) if isinstance(value, Text) else None
+        if shape is None or not isinstance(value, Text):
+            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        else:
+            plain = value.plain
+            template_key = (shape, *cache_key[1:])
+            template = self._templates.get(template_key)
+            if template is not None:
+                lines = template.fill(plain)
+            else:
+                lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+                made = LineTemplate.of(lines, plain)
+                if made is not None:
+                    self._templates[template_key] = made
         self._cell_lines[cache_key] = (value, lines)
         return lines
 
     def _clear_caches(self) -> None:
         super()._clear_caches()
         self._cell_lines.clear()
+        self._templates.clear()
 
     def notify_style_update(self) -> None:
         self._cell_lines.clear()
+        self._templates.clear()
         super().notify_style_update()
 
     def _get_offsets(self, y: int) -> tuple[RowKey, int]:
