@@ -316,7 +316,7 @@ def test_filter_and_sort() -> None:
         await until(pilot, lambda: table.row_count == 2, "filtered rows")
         refs = table.visible_refs()
         assert refs[0].rs is None and refs[1].rs == the_lab.rs_key("dead")
-        assert "filter 'down'" in screen_text(app)
+        await until(pilot, lambda: "filter 'down'" in screen_text(app), "the filter shown")
         await pilot.press("enter")
         assert app.focused is table
         await pilot.press("slash")
