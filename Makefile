@@ -46,8 +46,8 @@ unit: venv
 # Host tiers first (unit, netns, tui), then one QEMU boot for the kernel tier. Locally, a kernel tier
 # that cannot boot (guest.sh exit 3: prerequisites missing) is reported and skipped; under CI it fails.
 test: deps-system venv lint
-	$(PY) -m pytest -q -m "not kernel"
-	@status=0; bash tests/kernel/guest.sh $(PY) -m pytest -q -m kernel $(KERNEL_TESTS) -p no:cacheprovider || status=$$?; \
+	$(PY) -m pytest -q -m "not kernel" --durations=15
+	@status=0; bash tests/kernel/guest.sh $(PY) -m pytest -q -m kernel $(KERNEL_TESTS) -p no:cacheprovider --durations=15 || status=$$?; \
 	if [ $$status = 3 ] && [ "$$CI" != "true" ]; then echo "kernel tier SKIPPED: guest prerequisites missing (see above)"; \
 	elif [ $$status != 0 ]; then echo "kernel tier FAILED (exit $$status)"; exit $$status; fi
 

@@ -11,7 +11,7 @@
 # Exit status: the command's; 3 missing prerequisite; 124 timeout (GUEST_TIMEOUT); 255 guest died
 # without reporting a status (kernel panic, OOM in the guest, ...).
 #
-# Environment: GUEST_TIMEOUT (s, default 1500), GUEST_MEMORY (default 1G), GUEST_CPUS (default 2),
+# Environment: GUEST_TIMEOUT (s, default 2400), GUEST_MEMORY (default 1G), GUEST_CPUS (default 2),
 # GUEST_VERBOSE=1 (show the kernel console), GUEST_VNG_OPTS (extra vng options, word-split).
 # CI, PYTEST_ADDOPTS and LVSCONSOLE_* are passed into the guest.
 set -uo pipefail
@@ -72,7 +72,7 @@ vng_opts=(--run "$kernel" --user root --disable-kvm --force-9p
 # shellcheck disable=SC2206
 [ -n "${GUEST_VNG_OPTS:-}" ] && vng_opts+=(${GUEST_VNG_OPTS})
 
-limit=${GUEST_TIMEOUT:-1500}
+limit=${GUEST_TIMEOUT:-2400}
 echo "guest.sh: booting $kernel (virtme-ng, TCG, ${GUEST_MEMORY:-1G}, timeout ${limit}s): $*" >&2
 start=$(date +%s.%N)
 # timeout signals its whole process group, so QEMU (vng's child) goes too; stdin never reaches QEMU.
