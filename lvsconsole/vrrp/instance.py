@@ -226,10 +226,17 @@ class InstanceRuntime:
 
     def execute(self, actions: Sequence[Action]) -> None:
         """Carry out actions (also those a sync group produced for this instance)."""
+        announced_early = 0
         for action in actions:
             if isinstance(action, SendAdvert):
                 self._send(action)
             elif isinstance(action, AddAddresses):
+                if self.spec.garp_interval <= 0 and any(isinstance(a, SendGratuitous) for a in actions):
+                    # RFC 5798 6.4.2's order on a takeover: advert, gratuitous ARPs, then accept the addresses.
+                    # The first round goes out before the netlink request (100-200 us of kernel work): anything
+                    # sent to the addresses before either is done was lost anyway, to the silent old master.
+                    announced_early = 1
+                    self.garp_sent += self._garp.announce_now(self.name, self._targets(), 1, self._on_announced)
                 self._addresses.add(self.spec.all_vips, self.spec.address_interface)
                 self.vips_present = True
                 if self.spec.routes or self.spec.rules:
@@ -243,8 +250,10 @@ class InstanceRuntime:
                 if self.spec.garp_interval > 0:
                     self._queue(functools.partial(self._announce, action.count))
                 else:
-                    self.garp_sent += self._garp.announce_now(self.name, self._targets(), action.count,
-                                                              self._on_announced)
+                    self.garp_sent += self._garp.announce_now(self.name, self._targets(),
+                                                              action.count - announced_early, self._on_announced,
+                                                              log_burst=not announced_early)
+                    announced_early = 0
             elif isinstance(action, StateChanged):
                 self._follow_extra_garp(action.new)
                 self._emit(InstanceStateChanged(self.name, action.old, action.new, action.reason,
@@ -288,6 +297,7 @@ class InstanceRuntime:
         self.prepare_adverts()
         if self.machine.state is State.BACKUP:
             self._addresses.prepare(self.spec.all_vips, self.spec.address_interface)
+            self._garp.prepare_frames(self._targets())
 
     # -- network ----------------------------------------------------------------------------------
 
@@ -301,7 +311,8 @@ class InstanceRuntime:
             else:
                 self.tx_failed += 1
         if sent and self.advert_sent is not None:
-            self.advert_sent(self.spec.socket_interface, self.source, action.advert)
+            # after this step, not inside it: on a takeover the addresses and gratuitous ARPs come next
+            self._loop.call_soon(self.advert_sent, self.spec.socket_interface, self.source, action.advert)
 
     def on_packet(self, received: Received) -> None:
         spec = self.spec
@@ -347,11 +358,10 @@ class InstanceRuntime:
     # -- garp_extra_if ----------------------------------------------------------------------------
 
     def extra_targets(self) -> list[tuple[str, IPAddress]]:
-        """What garp_extra_if refreshes: the VIPs on the VMAC, or with ``all`` on every interface the instance
+        """What garp_extra_if refreshes: the VIPs on the VMACs, or with ``all`` on every interface the instance
         uses (keepalived keeps the switches' MAC tables fresh where no advert leaves from)."""
-        vmac = self.spec.vmac
-        return [(dev, ip) for dev, ip in self._targets()
-                if self.spec.garp_extra_all or (vmac is not None and dev == vmac.name)]
+        vmacs = self.spec.vmac_names
+        return [(dev, ip) for dev, ip in self._targets() if self.spec.garp_extra_all or dev in vmacs]
 
     def _follow_extra_garp(self, state: State) -> None:
         if state is State.MASTER and self.spec.garp_extra_interval > 0:
