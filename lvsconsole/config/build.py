@@ -327,6 +327,12 @@ class Builder:
             _, _, ssl_extra = self.read_block(children, s.SSL_BLOCK, "SSL")
             parts.ssl.extend(ssl_extra)
         elif name in s.ROOT_RAW:
+            if name == "vrrp_track_process":
+                self.raw_block_keywords(node, s.TRACK_PROCESS_KEYWORDS)
+            elif name == "bfd_instance":
+                self.warn("bfd_instance is not supported by lvsconsole: no BFD session is run, the block is parsed "
+                          "and ignored", word)
+                self.raw_block_keywords(node, s.BFD_INSTANCE_KEYWORDS)
             parts.extra.append((name, tuple(a.text for a in node.args) + self._raw_children(node)))
         elif name in s.GLOBAL or name in s.INSTANCE:
             self.err(f"'{name}' must be inside a block, not at the top level", word)
@@ -359,6 +365,20 @@ class Builder:
         if len(node.args) > 1:
             self.err(f"unexpected '{node.args[1].text}' after the {what} name", node.args[1])
         return node.args[0].text
+
+    def raw_block_keywords(self, node: Node, known: tuple[str, ...]) -> None:
+        """Report the unknown keywords of a block kept verbatim (an error under --strict, as in any block)."""
+        block = f"{node.keyword.text} {' '.join(a.text for a in node.args)}".strip()
+        for child in node.children or ():
+            if child.keyword.text not in known:
+                self.unknown(child.keyword, block)
+
+    def unsupported_bfd_tracking(self, children: Sequence[Node]) -> None:
+        """track_bfd is accepted (keepalived knows it) but lvsconsole runs no BFD: say so where it is written."""
+        for child in children:
+            if child.keyword.text == "track_bfd":
+                self.warn("track_bfd is not supported by lvsconsole: no BFD session is run, the tracking is parsed "
+                          "and ignored", child.keyword)
 
     def raw_lines(self, node: Node) -> list[tuple[str, ...]]:
         children = self.need_block(node) or []
@@ -576,6 +596,7 @@ class Builder:
         )
         if "virtual_router_id" not in fields and not any(c.keyword.text == "virtual_router_id" for c in children):
             self.err(f"vrrp_instance {name} has no virtual_router_id", node.keyword)
+        self.unsupported_bfd_tracking(children)
         inst = m.VrrpInstance(name=name, **fields, extra=extra, locs=MappingProxyType(locs))
         return inst
 
@@ -735,6 +756,7 @@ class Builder:
             specials={"group": members, "track_interface": tracks, "track_script": tracks, "track_file": tracks},
         )
         locs["name"] = node.args[0].loc
+        self.unsupported_bfd_tracking(children)
         for i, loc in enumerate(refs_locs):
             locs[f"group.{i}"] = loc
         if not fields.get("group"):

@@ -225,6 +225,14 @@ TRACK_FILE: dict[str, Kw] = {
     "init_file": Kw("init_file", "words", max_args=2),
 }
 
+# ------------------------------------------------------------------------------------------- raw root blocks
+
+# Blocks kept verbatim (ROOT_RAW) whose keywords are still checked, so that --strict catches a typo in them.
+TRACK_PROCESS_KEYWORDS = ("process", "param_match", "weight", "quorum", "quorum_max", "delay", "terminate_delay",
+                          "fork_delay", "full_command")
+BFD_INSTANCE_KEYWORDS = ("source_ip", "neighbor_ip", "neighbour_ip", "min_rx", "min_tx", "idle_tx", "multiplier",
+                         "passive", "ttl", "hoplimit", "max_hops", "weight", "vrrp", "checker")
+
 # ------------------------------------------------------------------------------------------- LVS
 
 VIRTUAL_SERVER: dict[str, Kw] = {

@@ -72,6 +72,7 @@ class Validator:
         self.unique_names()
         self.instances()
         self.instance_network()
+        self.static_network()
         self.sync_groups()
         self.tracking_references()
         self.sync_daemon()
@@ -247,6 +248,33 @@ class Validator:
             if inst.unicast_peer and extra_args(inst.extra, "vmac_xmit_base") is None:
                 self.warn(f"({inst.name}) use_vmac with unicast peers requires vmac_xmit_base; it is set "
                           "(as keepalived does)", inst.locs.get("use_vmac"))
+
+    def static_network(self) -> None:
+        """static_ipaddress / static_routes / static_rules lines keepalived would skip, and the preferences it gives
+        rules written without one (it warns: "This is probably not what you want")."""
+        from lvsconsole.vrrp.routes import parse_rules, preference_counters, route_tables
+        from lvsconsole.vrrp.statics import static_address, static_set
+
+        c = self.config
+        tables = route_tables()
+        for entry in c.static_ipaddress:
+            try:
+                static_address(entry, c.global_defs.default_interface)
+            except ValueError as exc:
+                self.warn(f"static_ipaddress {entry.address}: {exc}; the line is skipped", entry.locs.get("address"))
+        for problem in static_set(c, tables).problems:
+            if not problem.startswith("static_ipaddress"):
+                self.warn(f"{problem}; the line is skipped", None)
+        unnumbered: list[tuple[str, tuple[str, ...], int, Location | None]] = [
+            ("static_rules", line, 4, None) for line in c.static_rules]
+        unnumbered += [(f"({i.name}) virtual_rules", line, instance_family(i), i.locs.get(f"virtual_rules[{n}]"))
+                       for i in c.instances for n, line in enumerate(i.virtual_rules)]
+        counters = preference_counters()
+        for owner, line, family, where in unnumbered:
+            rules, _ = parse_rules([line], family, tables, counters=counters)
+            if rules and not {"priority", "preference", "pref"} & set(line):
+                self.warn(f"{owner}: rule '{' '.join(line)}' has no preference - setting it to {rules[0].priority}, "
+                          "as keepalived does; give one", where)
 
     def advert_room(self, inst: m.VrrpInstance, family: int) -> None:
         """An advert carries at most 255 addresses, and only as many as fit in one frame (keepalived moves the

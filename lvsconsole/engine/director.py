@@ -169,8 +169,9 @@ class Director:
         """The last probes of every checker (``show checks``), kept across reloads."""
         self._check_flight = CheckFlight(self.check_recorder, lambda: self.checks)
         self.vip_drift = DriftLedger()
-        """VIPs of our MASTER instances missing from their interfaces (listed in both ipvs_drift policies:
-        keepalived does not re-add a VIP removed by hand either; ``drift reconcile`` does)."""
+        """VIPs of our MASTER instances missing from their interfaces (listed in both ipvs_drift policies: a
+        tracked VIP removed by hand comes back with a re-election (vrrp/owned.py), a ``no_track`` one stays away,
+        as in keepalived, until ``drift reconcile``)."""
         self.add_check_listener(self.check_recorder.record)
         self.conns = ConnSource(backend, self._current_layout, self._absent_reason, bus.publish)
         """The connection table, the tracer's inputs and the sync-coverage watcher (engine/connshow.py)."""

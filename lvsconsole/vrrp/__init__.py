@@ -7,8 +7,11 @@ the current time, and return adverts and actions. The adapters do the I/O:
 - transport.py   raw IP sockets (protocol 112), one per (interface, family), shared by VRID
 - timer.py       a timerfd-based one-shot timer on the event loop (microsecond wake-ups)
 - addresses.py   VIPs over rtnetlink (requests encoded by pyroute2), gratuitous ARP / unsolicited NA
-- vmac.py        use_vmac: the macvlan with the virtual MAC and keepalived's sysctls
+- vmac.py        use_vmac / use_vmac_addr: the macvlans with the virtual MAC and keepalived's sysctls
 - routes.py      virtual_routes / virtual_rules: parsing (sans-IO) and rtnetlink requests while MASTER
+- statics.py     static_ipaddress / static_routes / static_rules: kept in place whatever the states
+- owned.py       what a VIP, route or rule deleted from outside means (sans-IO; no_track)
+- netwatch.py    the kernel's address/route/rule deletions, decoded for owned.py
 - frames.py      the ARP / NA frames (sans-IO)
 - tracking.py    track_interface, vrrp_script, track_file and keepalived's weight arithmetic
 - trackprocess.py vrrp_track_process: matching, quorum with delays (sans-IO), proc connector or /proc scans

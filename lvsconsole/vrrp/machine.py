@@ -610,6 +610,24 @@ class VrrpMachine:
         self._hold = True
         return actions
 
+    def leave_master(self, now: float, reason: str) -> list[Action]:
+        """MASTER → BACKUP because a tracked VIP, route or rule was deleted from outside (keepalived's
+        set_vrrp_backup): a priority-0 advert, the addresses removed, and a down timer of one Skew_Time, so that a
+        new election follows at once. Unless a peer wins it, this instance is MASTER again and puts back what was
+        deleted. Not MASTER: nothing happens."""
+        if self._state is not State.MASTER:
+            return []
+        actions: list[Action] = [self._advert(PRIO_STOP)]
+        actions += self._release_addresses()
+        self.counters.release_master += 1
+        self._preempt_time = None
+        self._master_adver_int = self._adver_int
+        self._deadline = now + self.skew_time
+        self._takeover_reason = "master down timer expired"
+        actions.append(self._transition(State.BACKUP, reason, now))
+        actions += self._end_split_brain(None, reason)
+        return actions
+
     @property
     def holding(self) -> bool:
         """Released by :meth:`release` and not MASTER since: lower-priority masters are accepted."""

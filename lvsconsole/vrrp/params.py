@@ -31,11 +31,11 @@ from lvsconsole.vrrp.routes import (
     VirtualRule,
     parse_routes,
     parse_rules,
+    preference_counters,
     route_tables,
-    unpreferred_rules,
 )
 from lvsconsole.vrrp.trackprocess import process_specs, track_process_refs
-from lvsconsole.vrrp.vmac import VmacSpec, vmac_spec
+from lvsconsole.vrrp.vmac import VmacSpec, address_vmacs, vmac_spec
 
 log = logging.getLogger("lvsconsole.vrrp")
 
@@ -78,6 +78,13 @@ class InstanceSpec:
     rules: tuple[VirtualRule, ...] = ()
     garp_extra_interval: float = 0.0
     garp_extra_all: bool = False
+    addr_vmacs: tuple[VmacSpec, ...] = ()
+    """The macvlans of the virtual addresses on other interfaces (use_vmac_addr, or use_vmac on an address)."""
+
+    @property
+    def vmac_names(self) -> tuple[str, ...]:
+        """Every macvlan this instance's addresses live on."""
+        return tuple(v.name for v in (self.vmac, *self.addr_vmacs) if v is not None)
 
     @property
     def unicast(self) -> bool:
@@ -362,13 +369,24 @@ def instance_spec(config: m.Config, inst: m.VrrpInstance) -> InstanceSpec:
             tracks.append(spec)
 
     garp_extra = _garp_extra(inst.name, ie, ge)
+    vmac = _vmac(inst, interface, family, unicast=bool(peers), prefix=_vmac_prefix(ge))
+    use_vmac_addr = _flag(ie, "use_vmac_addr")
+    all_vips = vips + inst.virtual_ipaddress_excluded
+    taken: set[str] = set()
+    if use_vmac_addr or any("use_vmac" in v.flags for v in all_vips):
+        # the names of the instances' own VMACs are not free for the addresses' ones
+        taken = {_default_vmac_name(config, other) for other in config.instances if other.use_vmac is not None}
+    addr_prefix = (extra_args(ge, "vmac_addr_prefix") or (_vmac_prefix(ge),))[0]
+    placed, addr_vmacs = address_vmacs(all_vips, interface=interface, family=family, vrid=inst.virtual_router_id,
+                                       use_vmac_addr=use_vmac_addr, instance_vmac=vmac, prefix=addr_prefix,
+                                       taken=taken)
     return InstanceSpec(
         name=inst.name,
         interface=interface,
         family=family,
         params=params,
-        vips=vips,
-        excluded=inst.virtual_ipaddress_excluded,
+        vips=placed[:len(vips)],
+        excluded=placed[len(vips):],
         unicast_peers=peers,
         mcast_group=mcast,
         configured_source=configured_source,
@@ -376,15 +394,29 @@ def instance_spec(config: m.Config, inst: m.VrrpInstance) -> InstanceSpec:
         sync_group=group.name if group is not None else None,
         garp_interval=g.vrrp_gna_interval if family == 6 else g.vrrp_garp_interval,
         check_unicast_src=_flag(ie, "check_unicast_src", g.vrrp_check_unicast_src),
-        vmac=_vmac(inst, interface, family, unicast=bool(peers)),
+        vmac=vmac,
         routes=_routes(inst, family),
         rules=_rules(config, inst, family),
         garp_extra_interval=garp_extra[0],
         garp_extra_all=garp_extra[1],
+        addr_vmacs=addr_vmacs,
     )
 
 
-def _vmac(inst: m.VrrpInstance, interface: str, family: int, *, unicast: bool) -> VmacSpec | None:
+def _vmac_prefix(ge: m.Extra) -> str:
+    return (extra_args(ge, "vmac_prefix") or ("vrrp",))[0]
+
+
+def _default_vmac_name(config: m.Config, inst: m.VrrpInstance) -> str:
+    """The instance VMAC's name, without the warnings (for choosing the names of the address VMACs)."""
+    interface = inst.interface or config.global_defs.default_interface or ""
+    spec, _ = vmac_spec(inst.use_vmac or (), vrid=inst.virtual_router_id, base=interface,
+                        family=instance_family(inst), prefix=_vmac_prefix(config.global_defs.extra))
+    return spec.name
+
+
+def _vmac(inst: m.VrrpInstance, interface: str, family: int, *, unicast: bool,
+          prefix: str = "vrrp") -> VmacSpec | None:
     if inst.use_vmac is None:
         return None
     xmit_base = _flag(inst.extra, "vmac_xmit_base")
@@ -393,7 +425,7 @@ def _vmac(inst: m.VrrpInstance, interface: str, family: int, *, unicast: bool) -
         log.warning("(%s) unicast with use_vmac requires vmac_xmit_base - setting it", inst.name)
         xmit_base = True
     spec, problems = vmac_spec(inst.use_vmac, vrid=inst.virtual_router_id, base=interface, family=family,
-                               xmit_base=xmit_base)
+                               xmit_base=xmit_base, prefix=prefix)
     for problem in problems:
         log.warning("(%s) %s", inst.name, problem)
     return spec
@@ -411,12 +443,28 @@ def _routes(inst: m.VrrpInstance, family: int) -> tuple[VirtualRoute, ...]:
 def _rules(config: m.Config, inst: m.VrrpInstance, family: int) -> tuple[VirtualRule, ...]:
     if not inst.virtual_rules:
         return ()
-    earlier = config.instances[:next((i for i, x in enumerate(config.instances) if x.name == inst.name), 0)]
-    rules, problems = parse_rules(inst.virtual_rules, family, route_tables(),
-                                  unpreferred_before=sum(unpreferred_rules(x.virtual_rules) for x in earlier))
+    tables = route_tables()
+    counters = rule_counters_before(config, inst.name, tables)
+    rules, problems = parse_rules(inst.virtual_rules, family, tables, counters=counters)
     for problem in problems:
         log.warning("(%s) virtual_rules: %s - skipped", inst.name, problem)
     return rules
+
+
+def rule_counters_before(config: m.Config, name: str | None, tables: dict[str, int]) -> dict[int, int]:
+    """keepalived's preference counters as they stand when the rules of instance ``name`` are read (None: before
+    any instance). The static rules are counted first: exact when static_rules comes before the vrrp_instance
+    blocks, as it does in keepalived's documentation and samples."""
+    counters = preference_counters()
+    parse_rules(config.static_rules, 4, tables, counters=counters)
+    if name is None:
+        return counters
+    for other in config.instances:
+        if other.name == name:
+            break
+        if other.virtual_rules:
+            parse_rules(other.virtual_rules, instance_family(other), tables, counters=counters)
+    return counters
 
 
 def garp_extra_args(args: tuple[str, ...] | None) -> tuple[float, bool] | None:

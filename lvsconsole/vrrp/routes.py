@@ -357,14 +357,21 @@ def parse_routes(lines: Sequence[Sequence[str]], default_family: int,
     return tuple(routes), problems
 
 
-def parse_rules(lines: Sequence[Sequence[str]], default_family: int, tables: Mapping[str, int] | None = None,
-                *, unpreferred_before: int = 0) -> tuple[tuple[VirtualRule, ...], list[str]]:
-    """The rules of a virtual_rules block and what is wrong with the lines keepalived skips.
+def preference_counters() -> dict[int, int]:
+    """The next preference keepalived gives a rule written without one, per family (vrrp_iprule.c)."""
+    return {4: DEFAULT_RULE_PREFERENCE, 6: DEFAULT_RULE_PREFERENCE}
 
-    A rule without a preference gets one as keepalived gives it: 16384, then one less for each further such rule
-    of the config (``unpreferred_before``: how many came before this block), so that the kernel does not number
-    them itself and a delete finds the rule that was added.
+
+def parse_rules(lines: Sequence[Sequence[str]], default_family: int, tables: Mapping[str, int] | None = None,
+                *, counters: dict[int, int] | None = None) -> tuple[tuple[VirtualRule, ...], list[str]]:
+    """The rules of a virtual_rules (or static_rules) block and what is wrong with the lines keepalived skips.
+
+    A rule without a preference gets one as keepalived gives it, so that the kernel does not number it itself and
+    a delete finds the rule that was added: 16384, then one less for each further such rule of its family in the
+    config, static and virtual rules alike. ``counters`` (from :func:`preference_counters`) carries that count
+    from the blocks before this one, and is advanced; a line keepalived skips takes no number.
     """
+    counters = preference_counters() if counters is None else counters
     rules: list[VirtualRule] = []
     problems: list[str] = []
     for words in lines:
@@ -374,15 +381,10 @@ def parse_rules(lines: Sequence[Sequence[str]], default_family: int, tables: Map
             problems.append(f"{exc} in '{' '.join(words)}'")
             continue
         if rule.priority is None:
-            rule = replace(rule, priority=DEFAULT_RULE_PREFERENCE - unpreferred_before)
-            unpreferred_before += 1
+            rule = replace(rule, priority=counters[rule.family])
+            counters[rule.family] -= 1
         rules.append(rule)
     return tuple(rules), problems
-
-
-def unpreferred_rules(lines: Sequence[Sequence[str]]) -> int:
-    """How many lines of a virtual_rules block give no preference (pure; for the numbering above)."""
-    return sum(1 for words in lines if not {"priority", "preference", "pref"} & set(words))
 
 
 # -------------------------------------------------------------------------------------------- requests

@@ -36,15 +36,18 @@ from lvsconsole.vrrp.events import (
 from lvsconsole.vrrp.explain import Explanation, PeerStatus, explain, inputs_from
 from lvsconsole.vrrp.instance import InstanceRuntime
 from lvsconsole.vrrp.machine import Action, State, VrrpMachine
+from lvsconsole.vrrp.netwatch import DeletionWatch
+from lvsconsole.vrrp.owned import Gone, InstanceHit, StaticHit, owner_of
 from lvsconsole.vrrp.packet import Advert, IPAddress
 from lvsconsole.vrrp.params import InstanceSpec, instance_spec, interface_source, sync_group_of
 from lvsconsole.vrrp.radar import AlarmRaised, Expected, Radar, RadarChange, RadarKey, RadarReport
 from lvsconsole.vrrp.routes import RouteInstaller
+from lvsconsole.vrrp.statics import StaticInstaller, static_set
 from lvsconsole.vrrp.syncgroup import SyncGroup
 from lvsconsole.vrrp.tracking import FileWatcher, InstanceTracking, LinkMonitor, ScriptRunner
 from lvsconsole.vrrp.trackprocess import ProcessSpec, ProcessWatcher, process_specs, track_process_refs
 from lvsconsole.vrrp.transport import Received, TransportPool
-from lvsconsole.vrrp.vmac import VmacManager
+from lvsconsole.vrrp.vmac import VmacManager, VmacSpec
 
 log = logging.getLogger("lvsconsole.vrrp")
 
@@ -114,7 +117,7 @@ def _identity(spec: InstanceSpec) -> tuple[object, ...]:
     running instance."""
     p = spec.params
     return (spec.interface, spec.family, p.vrid, p.version, p.owner, spec.unicast, spec.mcast_group,
-            spec.configured_source, spec.sync_group, spec.vmac)
+            spec.configured_source, spec.sync_group, spec.vmac, spec.addr_vmacs)
 
 
 def _held(spec: InstanceSpec) -> set[HeldAddress]:
@@ -145,6 +148,8 @@ class VrrpService:
         self._vmacs = VmacManager(dry_run=dry_run)
         self._garp = GratuitousSender(dry_run=dry_run)
         self._links = LinkMonitor(self._on_link)
+        self._statics = StaticInstaller(self._addresses, self._routes)
+        self._deletions = DeletionWatch(self.object_deleted)
         self._scripts = ScriptRunner((), self._on_script, script_user=config.global_defs.script_user,
                                      script_security=config.global_defs.enable_script_security,
                                      report=report_scripts)
@@ -167,6 +172,12 @@ class VrrpService:
             await self._links.start()
         except OSError as exc:
             log.warning("cannot watch links (%s); interfaces are assumed up", exc)
+        if not self.dry_run:
+            try:
+                await self._deletions.start()
+            except OSError as exc:
+                log.warning("cannot watch address/route/rule deletions (%s); they go unnoticed", exc)
+        self._statics.apply(static_set(self.config))
         self._scripts.update(self._used_scripts(self.config))
         self._files.update(self._used_files(self.config))
         self._files.start()
@@ -197,6 +208,7 @@ class VrrpService:
         await self._files.stop()
         await self._processes.stop()
         await self._links.stop()
+        await self._deletions.stop()
         runtimes = list(self._runtimes.values())
         for runtime in runtimes:
             runtime.after = None
@@ -206,6 +218,7 @@ class VrrpService:
             self._release(runtime)
             await self._release_vmac(runtime.spec)
         self._runtimes.clear()
+        self._statics.clear()
         if self._pool is not None:
             self._pool.close()
         self._garp.close()
@@ -248,6 +261,7 @@ class VrrpService:
             self._tracking.pop(name, None)
             self._fingerprints.pop(name, None)
         self.config = config
+        self._statics.apply(static_set(config))
         self._scripts.set_policy(config.global_defs.script_user, config.global_defs.enable_script_security)
         self._scripts.update(self._used_scripts(config))
         self._files.update(self._used_files(config))
@@ -371,13 +385,20 @@ class VrrpService:
         for reason in tracking.faults:
             machine.set_fault(reason, self._loop.time())
         machine.set_priority(tracking.total_priority, self._loop.time())
-        if spec.vmac is not None:
+        made: list[VmacSpec] = []
+        for vmac in (spec.vmac, *spec.addr_vmacs):
+            if vmac is None:
+                continue
             try:
-                await self._vmacs.ensure(spec.vmac)
+                await self._vmacs.ensure(vmac)
             except OSError as exc:
                 log.error("(%s) cannot run: %s", spec.name, exc)
+                for undo in reversed(made):
+                    await self._vmacs.release(undo)
                 return
-            self._garp.prepare([spec.vmac.name])  # it did not exist when start() opened the others
+            made.append(vmac)
+        if made:
+            self._garp.prepare([v.name for v in made])  # they did not exist when start() opened the others
         sock = None
         try:
             sock = self._pool.acquire(spec.socket_interface, spec.family)
@@ -404,12 +425,14 @@ class VrrpService:
             self._pool.release(runtime.spec.socket_interface, runtime.spec.family)
 
     async def _release_vmac(self, spec: InstanceSpec) -> None:
-        """After the instance's shutdown: its macvlan goes (the addresses on it went with the shutdown)."""
-        if spec.vmac is not None:
+        """After the instance's shutdown: its macvlans go (the addresses on them went with the shutdown)."""
+        for vmac in (spec.vmac, *spec.addr_vmacs):
+            if vmac is None:
+                continue
             try:
-                await self._vmacs.release(spec.vmac)
+                await self._vmacs.release(vmac)
             except OSError as exc:
-                log.warning("(%s) cannot remove VMAC %s: %s", spec.name, spec.vmac.name, exc)
+                log.warning("(%s) cannot remove VMAC %s: %s", spec.name, vmac.name, exc)
 
     def _change_routes(self, runtime: InstanceRuntime, old: InstanceSpec) -> None:
         """A MASTER's virtual routes / rules after a reload changed only them: the lost ones go, the new ones come."""
@@ -551,6 +574,32 @@ class VrrpService:
         for member, actions in batch:
             self._runtime_of(member).execute(actions)
         self._note_group(group)
+
+    # -- addresses, routes and rules deleted from outside -----------------------------------------
+
+    def object_deleted(self, gone: Gone) -> None:
+        """The kernel reports an address, route or rule deleted: act on it as keepalived does (vrrp/owned.py)."""
+        masters = [r.spec for r in self._runtimes.values() if r.machine.state is State.MASTER]
+        hit = owner_of(gone, masters, self._statics.current.view)
+        if isinstance(hit, StaticHit):
+            self._statics.reinstate(hit.obj)
+        elif isinstance(hit, InstanceHit) and hit.instance in self._runtimes:
+            self._leave_master(self._runtimes[hit.instance], f"{hit.what} deleted")
+
+    def _leave_master(self, runtime: InstanceRuntime, reason: str) -> None:
+        """keepalived's set_vrrp_backup: the instance and the masters of its sync group go BACKUP at once, each with
+        a priority-0 advert and a Skew_Time down timer, so that the election that puts things back follows."""
+        log.info("(%s) %s - leaving MASTER state", runtime.name, reason)
+        group = self._group_of(runtime)
+        members = [runtime] + ([self._runtime_of(m) for m in group.members if m is not runtime.machine]
+                               if group is not None else [])
+        for member in members:
+            if member.machine.state is State.MASTER:
+                after, member.after = member.after, None  # the group must not demote the others its own way
+                member.drive(lambda mach, now: mach.leave_master(now, reason))
+                member.after = after
+        if group is not None:
+            self._note_group(group)
 
     # -- operator overrides -----------------------------------------------------------------------
 

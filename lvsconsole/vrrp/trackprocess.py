@@ -162,8 +162,8 @@ def parse_track_process(words: Sequence[str]) -> ProcessSpec:
                 values[key] = seconds
         elif keyword == "full_command":
             values["full_command"] = not args or args[0].lower() not in ("false", "no", "off", "0")
-        else:
-            raise ValueError(f"vrrp_track_process {name}: unknown keyword '{keyword}'")
+        # any other keyword: keepalived logs "Unknown keyword" and goes on; the config builder reports it with its
+        # location (an error under --strict), so the block stays valid here
     if not values.get("process"):
         raise ValueError(f"vrrp_track_process {name} has no process")
     if "param_match" not in values and len(values["process"]) > 1:

@@ -14,19 +14,30 @@ The sysctls are keepalived's (vrrp_if_config.c):
 - if net.ipv4.conf.all.rp_filter is set, every interface gets the greater of its own and all's value and
   all becomes 0 (the kernel uses the maximum of all and the interface's); restored on the last release.
 
+Addresses on other interfaces (keepalived 2.2+): with ``use_vmac_addr`` on the instance, every VIP/eVIP on
+another interface than the instance's, or of the other address family, gets a macvlan of its own on that
+interface with the VRRP MAC of its family; ``use_vmac`` written on one VIP/eVIP does the same for that address.
+Such a macvlan is named from ``vmac_addr_prefix`` (default: ``vmac_prefix``, default ``vrrp``) as keepalived names
+a second VMAC of a VRID: ``PREFIX.VRID`` if free, else ``PREFIX1.VRID``, ``PREFIX2.VRID`` ... A VIP of the
+instance's family written with ``dev`` naming the instance's own interface is not on "a different interface": with
+use_vmac it goes on the instance's VMAC like the VIPs without ``dev``.
+
 The naming and the sysctl plans are pure; :class:`VmacManager` does the netlink and /proc work.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv6Address, ip_address
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from lvsconsole.config.model import VirtualAddress
 
 if TYPE_CHECKING:
     from pyroute2 import AsyncIPRoute
@@ -60,12 +71,12 @@ def _is_mac(word: str) -> bool:
 
 
 def vmac_spec(args: tuple[str, ...], *, vrid: int, base: str, family: int,
-              xmit_base: bool = False) -> tuple[VmacSpec, list[str]]:
-    """The macvlan of ``use_vmac [NAME] [MAC]`` and what was wrong with the arguments.
+              xmit_base: bool = False, prefix: str = "vrrp") -> tuple[VmacSpec, list[str]]:
+    """The macvlan of ``use_vmac [NAME] [MAC]`` and what was wrong with the arguments (``prefix``: vmac_prefix).
 
     A five-octet MAC gets the VRID as its last octet. As keepalived does, a bad name or MAC is reported and
     the default used instead."""
-    default_name = f"vrrp.{vrid}" if family == 4 else f"vrrp6.{vrid}"
+    default_name = f"{prefix}.{vrid}" if family == 4 else f"{prefix}6.{vrid}"
     name, mac = default_name, f"{VMAC_PREFIX[family]}:{vrid:02x}"
     problems: list[str] = []
     for word in args:
@@ -85,6 +96,46 @@ def vmac_spec(args: tuple[str, ...], *, vrid: int, base: str, family: int,
         else:
             name = word
     return VmacSpec(name=name, base=base, mac=mac, family=family, xmit_base=xmit_base), problems
+
+
+def free_vmac_name(prefix: str, vrid: int, taken: set[str]) -> str:
+    """keepalived's name for one more VMAC of ``vrid``: PREFIX.VRID, else PREFIX1.VRID, PREFIX2.VRID ... (the first
+    not in ``taken``, which it joins). A prefix too long for an interface name is cut short."""
+    for n in itertools.count():
+        suffix = f"{n or ''}.{vrid}"
+        name = prefix[:IFNAMSIZ - len(suffix)] + suffix
+        if name not in taken:
+            taken.add(name)
+            return name
+    raise AssertionError("unreachable")
+
+
+def address_vmacs(vips: tuple[VirtualAddress, ...], *, interface: str, family: int, vrid: int,
+                  use_vmac_addr: bool, instance_vmac: VmacSpec | None, prefix: str,
+                  taken: set[str]) -> tuple[tuple[VirtualAddress, ...], tuple[VmacSpec, ...]]:
+    """Where each virtual address goes, and the macvlans of the addresses on other interfaces (pure).
+
+    Returns the addresses with ``dev`` naming the interface they are added to (None: the instance's address
+    interface) and one VmacSpec per (parent interface, family) that needs its own macvlan. ``taken``: VMAC names
+    in use (the instances' own), extended with the names chosen here."""
+    placed: list[VirtualAddress] = []
+    made: dict[tuple[str, int], VmacSpec] = {}
+    for vip in vips:
+        base = vip.dev or interface
+        vip_family = vip.address.version
+        on_instance_link = base == interface and vip_family == family
+        if on_instance_link and instance_vmac is not None:
+            placed.append(replace(vip, dev=None))  # on the instance's VMAC, even if written "dev <interface>"
+            continue
+        if "use_vmac" in vip.flags or (use_vmac_addr and not on_instance_link):
+            key = (base, vip_family)
+            if key not in made:
+                made[key] = VmacSpec(name=free_vmac_name(prefix, vrid, taken), base=base,
+                                     mac=f"{VMAC_PREFIX[vip_family]}:{vrid:02x}", family=vip_family)
+            placed.append(replace(vip, dev=made[key].name))
+            continue
+        placed.append(vip)
+    return tuple(placed), tuple(made.values())
 
 
 def rp_filter_plan(all_value: int, per_interface: Mapping[str, int]) -> dict[str, int]:

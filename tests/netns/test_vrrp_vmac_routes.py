@@ -203,3 +203,20 @@ def test_ipv6_use_vmac_with_keepalived_as_backup(pair: DirectorPair) -> None:
     ours.stop()
     wait_for(lambda: pair.b.has_address(vip6, "eth0"), 5, what="keepalived taking over the IPv6 VIP")
     assert not link_exists(pair.a, "vrrp6.51")
+
+
+def test_use_vmac_addr_puts_addresses_on_other_interfaces_on_vmacs_of_their_own(pair: DirectorPair) -> None:
+    pair.lab.link(pair.a, pair.sw, "eth1", ["10.9.0.11/24"])
+    conf = render_config([InstanceConf(priority=150, version=3, advert_int=0.1,
+                                       vips=(f"{VIP}/24 dev eth0", f"{VIP_ETH1}/24 dev eth1"),
+                                       extra=("use_vmac", "use_vmac_addr"))], router_id="a")
+    ours = start_lvsconsole(pair.a, conf, pair.workdir, "a")
+    wait_for(lambda: pair.a.has_address(VIP, "vrrp.51") and pair.a.has_address(VIP_ETH1, "vrrp1.51"), 10,
+             what="the VIPs on their VMACs")
+    details = pair.a.ip("-d", "link", "show", "vrrp1.51").stdout
+    assert "vrrp1.51@eth1" in details and "macvlan mode private" in details and f"link/ether {VMAC}" in details
+    assert not pair.a.has_address(VIP, "eth0") and not pair.a.has_address(VIP_ETH1, "eth1")
+    assert sysctl(pair.a, "vrrp1.51", "arp_ignore") == 1 and sysctl(pair.a, "eth1", "arp_filter") == 1
+    ours.stop()
+    assert not link_exists(pair.a, "vrrp.51") and not link_exists(pair.a, "vrrp1.51"), "a VMAC outlived the instance"
+    assert sysctl(pair.a, "eth1", "arp_filter") == 0

@@ -25,7 +25,6 @@ from lvsconsole.vrrp.routes import (
     parse_rule,
     parse_rules,
     route_tables,
-    unpreferred_rules,
 )
 
 
@@ -129,9 +128,10 @@ def test_bad_lines_are_skipped_and_rules_get_keepalived_s_preferences() -> None:
     assert problems == ["unknown virtual route option 'bogus' in '10.2.0.0/16 bogus'"]
     lines = [["from", "10.0.0.0/8", "table", "5"], ["to", "10.1.0.0/16", "table", "6", "pref", "7"],
              ["to", "10.2.0.", "table", "6"], ["from", "10.3.0.0/16", "table", "8"]]
-    rules, problems = parse_rules(lines, 4, unpreferred_before=1)
+    counters = {4: 16383, 6: 16384}  # one IPv4 rule without a preference came before
+    rules, problems = parse_rules(lines, 4, counters=counters)
     assert [r.priority for r in rules] == [16383, 7, 16382] and len(problems) == 1
-    assert unpreferred_rules(lines) == 3
+    assert counters == {4: 16381, 6: 16384}
 
 
 def test_rule_request_carries_what_was_configured() -> None:
