@@ -42,8 +42,8 @@ class ConfigParts:
     global_defs: m.GlobalDefs = field(default_factory=m.GlobalDefs)
     seen_global: bool = False
     static_ipaddress: list[m.StaticAddress] = field(default_factory=list)
-    static_routes: list[tuple[str, ...]] = field(default_factory=list)
-    static_rules: list[tuple[str, ...]] = field(default_factory=list)
+    static_routes: list[m.StaticLine] = field(default_factory=list)
+    static_rules: list[m.StaticLine] = field(default_factory=list)
     vrrp_scripts: list[m.VrrpScript] = field(default_factory=list)
     track_files: list[m.TrackFile] = field(default_factory=list)
     sync_groups: list[m.SyncGroup] = field(default_factory=list)
@@ -319,9 +319,9 @@ class Builder:
         elif name == "static_ipaddress":
             parts.static_ipaddress.extend(self.static_addresses(node))
         elif name == "static_routes":
-            parts.static_routes.extend(self.raw_lines(node))
+            parts.static_routes.extend(self.static_lines(node))
         elif name == "static_rules":
-            parts.static_rules.extend(self.raw_lines(node))
+            parts.static_rules.extend(self.static_lines(node))
         elif name == "SSL":
             children = self.need_block(node)
             _, _, ssl_extra = self.read_block(children, s.SSL_BLOCK, "SSL")
@@ -373,12 +373,18 @@ class Builder:
             if child.keyword.text not in known:
                 self.unknown(child.keyword, block)
 
-    def unsupported_bfd_tracking(self, children: Sequence[Node]) -> None:
-        """track_bfd is accepted (keepalived knows it) but lvsconsole runs no BFD: say so where it is written."""
+    def unsupported_bfd_tracking(self, children: Sequence[Node], locs: LocMap) -> None:
+        """track_bfd is accepted (keepalived knows it) but lvsconsole runs no BFD: say so where it is written. Each
+        entry's place goes in ``locs`` as track_bfd[N], N counting the entries of every track_bfd block in order,
+        for validate.py to point at one that names no bfd_instance."""
+        entries = 0
         for child in children:
             if child.keyword.text == "track_bfd":
                 self.warn("track_bfd is not supported by lvsconsole: no BFD session is run, the tracking is parsed "
                           "and ignored", child.keyword)
+                for entry in child.children or ():
+                    locs[f"track_bfd[{entries}]"] = entry.keyword.loc
+                    entries += 1
 
     def raw_lines(self, node: Node) -> list[tuple[str, ...]]:
         children = self.need_block(node) or []
@@ -514,8 +520,27 @@ class Builder:
             except BadValue as exc:
                 self.bad(exc, child.keyword)
                 continue
-            out.append(m.StaticAddress(addr, tuple(a.text for a in child.args),
-                                       MappingProxyType({"address": child.keyword.loc})))
+            locs = {"address": child.keyword.loc}
+            group = next((w for w in child.args if w.text == "track_group"), None)
+            if group is not None:
+                locs["track_group"] = group.loc
+            out.append(m.StaticAddress(addr, tuple(a.text for a in child.args), MappingProxyType(locs)))
+        return out
+
+    def static_lines(self, node: Node) -> list[m.StaticLine]:
+        """The lines of static_routes / static_rules, located, with ``track_group NAME`` (valid on static entries
+        only, keepalived's vrrp_ip_rule_route_parser.c) taken out of the words the route or rule is read from."""
+        out = []
+        for child in self.need_block(node) or []:
+            words = [child.keyword, *child.args]
+            locs = {"words": child.keyword.loc}
+            group = None
+            at = next((i for i, w in enumerate(words[:-1]) if w.text == "track_group"), None)
+            if at is not None:
+                group = words[at + 1].text
+                locs["track_group"] = words[at].loc
+                del words[at:at + 2]
+            out.append(m.StaticLine(tuple(w.text for w in words), group, MappingProxyType(locs)))
         return out
 
     # ------------------------------------------------------------------------------ vrrp_instance
@@ -596,7 +621,7 @@ class Builder:
         )
         if "virtual_router_id" not in fields and not any(c.keyword.text == "virtual_router_id" for c in children):
             self.err(f"vrrp_instance {name} has no virtual_router_id", node.keyword)
-        self.unsupported_bfd_tracking(children)
+        self.unsupported_bfd_tracking(children, locs)
         inst = m.VrrpInstance(name=name, **fields, extra=extra, locs=MappingProxyType(locs))
         return inst
 
@@ -756,7 +781,7 @@ class Builder:
             specials={"group": members, "track_interface": tracks, "track_script": tracks, "track_file": tracks},
         )
         locs["name"] = node.args[0].loc
-        self.unsupported_bfd_tracking(children)
+        self.unsupported_bfd_tracking(children, locs)
         for i, loc in enumerate(refs_locs):
             locs[f"group.{i}"] = loc
         if not fields.get("group"):

@@ -102,6 +102,8 @@ def show(value: Any) -> str:
         return str(value.address)
     if isinstance(value, m.Authentication):
         return value.auth_type
+    if isinstance(value, m.StaticLine):
+        return " ".join(value.words) + (f" track_group {value.track_group}" if value.track_group else "")
     if isinstance(value, tuple):
         if value and all(isinstance(v, tuple) and len(v) == 2 and all(isinstance(x, int) for x in v) for v in value):
             return " ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in value)

@@ -139,6 +139,16 @@ class StaticAddress:
     locs: Locs = loc_field()
 
 
+@dataclass(frozen=True)
+class StaticLine:
+    """One line of static_routes or static_rules: its words as ``ip route add`` / ``ip rule add`` take them, and
+    the keepalived-only ``track_group NAME`` taken out of them. locs: "words" (the line), "track_group"."""
+
+    words: tuple[str, ...]
+    track_group: str | None = None
+    locs: Locs = loc_field()
+
+
 # ---------------------------------------------------------------------------------------------- VRRP
 
 
@@ -536,8 +546,8 @@ class VirtualServer:
 class Config:
     global_defs: GlobalDefs = GlobalDefs()
     static_ipaddress: tuple[StaticAddress, ...] = ()
-    static_routes: tuple[tuple[str, ...], ...] = ()
-    static_rules: tuple[tuple[str, ...], ...] = ()
+    static_routes: tuple[StaticLine, ...] = ()
+    static_rules: tuple[StaticLine, ...] = ()
     vrrp_scripts: tuple[VrrpScript, ...] = ()
     track_files: tuple[TrackFile, ...] = ()
     sync_groups: tuple[SyncGroup, ...] = ()

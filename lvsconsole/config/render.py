@@ -658,8 +658,8 @@ def render(config: m.Config) -> str:
     for keyword, lines in (("static_routes", config.static_routes), ("static_rules", config.static_rules)):
         if lines:
             w.open(keyword)
-            for words in lines:
-                w.line(*map(quote, words))
+            for line in lines:
+                w.line(*map(quote, line.words), *(("track_group", quote(line.track_group)) if line.track_group else ()))
             w.close()
     if config.ssl:
         w.open("SSL")

@@ -75,6 +75,7 @@ class Validator:
         self.static_network()
         self.sync_groups()
         self.tracking_references()
+        self.bfd_tracking()
         self.sync_daemon()
         self.virtual_servers()
         self.scripts()
@@ -252,8 +253,15 @@ class Validator:
     def static_network(self) -> None:
         """static_ipaddress / static_routes / static_rules lines keepalived would skip, and the preferences it gives
         rules written without one (it warns: "This is probably not what you want")."""
-        from lvsconsole.vrrp.routes import parse_rules, preference_counters, route_tables
-        from lvsconsole.vrrp.statics import static_address, static_set
+        from lvsconsole.vrrp.routes import (
+            RouteSyntaxError,
+            parse_route,
+            parse_rule,
+            parse_rules,
+            preference_counters,
+            route_tables,
+        )
+        from lvsconsole.vrrp.statics import static_address
 
         c = self.config
         tables = route_tables()
@@ -262,19 +270,64 @@ class Validator:
                 static_address(entry, c.global_defs.default_interface)
             except ValueError as exc:
                 self.warn(f"static_ipaddress {entry.address}: {exc}; the line is skipped", entry.locs.get("address"))
-        for problem in static_set(c, tables).problems:
-            if not problem.startswith("static_ipaddress"):
-                self.warn(f"{problem}; the line is skipped", None)
+        for key, lines in (("static_routes", c.static_routes), ("static_rules", c.static_rules)):
+            parse = parse_route if key == "static_routes" else parse_rule
+            for line in lines:
+                try:
+                    # keepalived takes the family of a route or rule that does not show one as IPv4
+                    parse(line.words, default_family=4, tables=tables)
+                except RouteSyntaxError as exc:
+                    self.warn(f"{key}: {exc} in '{' '.join(line.words)}'; the line is skipped", line.locs.get("words"))
+        self.static_track_groups()
         unnumbered: list[tuple[str, tuple[str, ...], int, Location | None]] = [
-            ("static_rules", line, 4, None) for line in c.static_rules]
+            ("static_rules", line.words, 4, line.locs.get("words")) for line in c.static_rules]
         unnumbered += [(f"({i.name}) virtual_rules", line, instance_family(i), i.locs.get(f"virtual_rules[{n}]"))
                        for i in c.instances for n, line in enumerate(i.virtual_rules)]
         counters = preference_counters()
-        for owner, line, family, where in unnumbered:
-            rules, _ = parse_rules([line], family, tables, counters=counters)
-            if rules and not {"priority", "preference", "pref"} & set(line):
-                self.warn(f"{owner}: rule '{' '.join(line)}' has no preference - setting it to {rules[0].priority}, "
+        for owner, words, family, where in unnumbered:
+            rules, _ = parse_rules([words], family, tables, counters=counters)
+            if rules and not {"priority", "preference", "pref"} & set(words):
+                self.warn(f"{owner}: rule '{' '.join(words)}' has no preference - setting it to {rules[0].priority}, "
                           "as keepalived does; give one", where)
+
+    def static_track_groups(self) -> None:
+        """track_group on a static address, route or rule. keepalived (vrrp_static_track.c) makes the instances of
+        that top-level track_group follow the interface of the entry, FAULT while it is down; lvsconsole does not
+        follow it: said at the entry, and a group that does not exist in keepalived's words."""
+        c = self.config
+        groups = {words[0] for key, words in c.extra if key == "track_group" and words}
+        entries: list[tuple[str, str, bool, Location | None]] = []
+        for address in c.static_ipaddress:
+            options = list(address.options)
+            if "track_group" in options[:-1]:
+                where = address.locs.get("track_group", address.locs.get("address"))
+                entries.append((f"static_ipaddress {address.address}", options[options.index("track_group") + 1],
+                                "no_track" in options, where))
+        for key, lines in (("static_routes", c.static_routes), ("static_rules", c.static_rules)):
+            entries += [(f"{key} '{' '.join(line.words)}'", line.track_group, "no_track" in line.words,
+                         line.locs.get("track_group", line.locs.get("words")))
+                        for line in lines if line.track_group is not None]
+        for what, group, no_track, where in entries:
+            if group not in groups:
+                self.warn(f"{what}: track_group {group} not found", where)
+            elif no_track:
+                self.warn(f"{what}: has both track_group and no_track set - not tracking (as keepalived)", where)
+            else:
+                self.warn(f"{what}: track_group {group} is not supported by lvsconsole: the instances of {group} do "
+                          "not follow this entry's interface (keepalived puts them in FAULT while it is down)", where)
+
+    def bfd_tracking(self) -> None:
+        """A track_bfd entry naming no bfd_instance: keepalived (vrrp_track.c alloc_track_bfd) reports it and
+        ignores the entry."""
+        c = self.config
+        bfds = {words[0] for key, words in c.extra if key == "bfd_instance" and words}
+        holders = [(f"({i.name})", i.extra, i.locs) for i in c.instances]
+        holders += [(f"({g.name})", g.extra, g.locs) for g in c.sync_groups]
+        for owner, extra, locs in holders:
+            entries = [words[0] for key, raw in extra if key == "track_bfd" for words in _raw_statements(raw)]
+            for n, name in enumerate(entries):
+                if name not in bfds:
+                    self.warn(f"{owner} track bfd {name} not found, ignoring...", locs.get(f"track_bfd[{n}]"))
 
     def advert_room(self, inst: m.VrrpInstance, family: int) -> None:
         """An advert carries at most 255 addresses, and only as many as fit in one frame (keepalived moves the

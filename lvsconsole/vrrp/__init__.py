@@ -6,6 +6,7 @@ the current time, and return adverts and actions. The adapters do the I/O:
 - params.py      config model -> machine Params and run-time settings of one instance
 - transport.py   raw IP sockets (protocol 112), one per (interface, family), shared by VRID
 - timer.py       a timerfd-based one-shot timer on the event loop (microsecond wake-ups)
+- rtnl.py        the synchronous rtnetlink request channel addresses, routes and rules change over
 - addresses.py   VIPs over rtnetlink (requests encoded by pyroute2), gratuitous ARP / unsolicited NA
 - vmac.py        use_vmac / use_vmac_addr: the macvlans with the virtual MAC and keepalived's sysctls
 - routes.py      virtual_routes / virtual_rules: parsing (sans-IO) and rtnetlink requests while MASTER

@@ -14,12 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import itertools
 import logging
 import os
-import select
 import socket
-import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
@@ -29,17 +26,12 @@ from typing import Any
 from lvsconsole.config.model import VirtualAddress
 from lvsconsole.vrrp.frames import gratuitous_arp, unsolicited_na
 from lvsconsole.vrrp.packet import IPAddress
+from lvsconsole.vrrp.rtnl import Command, RtnlChannel, Templates, request_flags
 
 log = logging.getLogger("lvsconsole.vrrp")
 
 RTM_NEWADDR = 20
 RTM_DELADDR = 21
-NLMSG_ERROR = 2
-NLM_F_REQUEST = 0x1
-NLM_F_ACK = 0x4
-NLM_F_EXCL = 0x200
-NLM_F_CREATE = 0x400
-ACK_TIMEOUT = 1.0
 IFA_F_NODAD = 0x02
 IFA_F_HOMEADDRESS = 0x10
 IFA_F_MANAGETEMPADDR = 0x100
@@ -91,31 +83,17 @@ def describe(vip: VirtualAddress) -> str:
 
 
 class AddressManager:
-    """Adds and removes virtual addresses with rtnetlink requests encoded by pyroute2.
+    """Adds and removes virtual addresses with rtnetlink requests encoded by pyroute2, over a synchronous
+    request channel (vrrp/rtnl.py: why synchronous), so that becoming MASTER adds the addresses and announces
+    them right after the first advert, in the same event-loop step, as keepalived does.
 
-    The requests are synchronous on purpose: the kernel handles an rtnetlink request inside the send
-    call and queues its acknowledgement before the call returns, so a change costs tens of
-    microseconds. Becoming MASTER can therefore add the addresses and announce them right after the
-    first advert, in the same event-loop step, as keepalived does. The asyncio adapter never waits
-    on the network for it.
+    ``channel``: the rtnetlink channel to send on (one of its own if None).
     """
 
-    def __init__(self, *, dry_run: bool = False) -> None:
+    def __init__(self, *, dry_run: bool = False, channel: RtnlChannel | None = None) -> None:
         self.dry_run = dry_run
-        self._sock: socket.socket | None = None
-        self._seq = itertools.count(1)
-        # pre-encoded requests: encoding one with pyroute2 costs ~150 us, sending it ~50 us
-        self._requests: dict[tuple[str, VirtualAddress, str], tuple[int, bytes]] = {}
-
-    def _socket(self) -> socket.socket:
-        if self._sock is None:
-            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-            sock.bind((0, 0))
-            # non-blocking, not a timeout: with a timeout Python polls before every send and recv, ~5-10 us each
-            # on the takeover path, although the acknowledgement is always queued already (see _request)
-            sock.setblocking(False)
-            self._sock = sock
-        return self._sock
+        self._channel = channel if channel is not None else RtnlChannel()
+        self._templates: Templates[tuple[Command, VirtualAddress, str]] = Templates()
 
     def prepare(self, vips: Sequence[VirtualAddress] = (), default_dev: str = "") -> None:
         """Open the netlink socket and encode the requests for ``vips`` now, so that a takeover pays for
@@ -123,23 +101,17 @@ class AddressManager:
         if self.dry_run:
             return
         with contextlib.suppress(OSError):
-            self._socket()
+            self._channel.open()
+        commands: tuple[Command, ...] = ("add", "del")
         for vip in vips:
-            for command in ("add", "del"):
+            for command in commands:
                 with contextlib.suppress(OSError):
-                    self._encoded(command, vip, vip_device(vip, default_dev))
+                    self._template(command, vip, vip_device(vip, default_dev))
 
-    def _encoded(self, command: str, vip: VirtualAddress, dev: str, *, fresh: bool = False) -> bytes:
-        """The request, from the cache unless ``fresh`` (the interface may have a new index; OSError if gone)."""
-        key = (command, vip, dev)
-        cached = self._requests.get(key)
-        if fresh or cached is None:
-            index = socket.if_nametoindex(dev)
-            cached = (index, encode_request(command, vip, index, 0))
-            self._requests[key] = cached
-        data = bytearray(cached[1])
-        struct.pack_into("=I", data, 8, next(self._seq) & 0x7FFFFFFF)
-        return bytes(data)
+    def _template(self, command: Command, vip: VirtualAddress, dev: str, *, fresh: bool = False) -> bytes:
+        """The request, kept from before unless ``fresh`` (the interface may have a new index; OSError if gone)."""
+        return self._templates.get((command, vip, dev),
+                                   lambda: encode_request(command, vip, socket.if_nametoindex(dev), 0), fresh=fresh)
 
     def add(self, vips: Sequence[VirtualAddress], default_dev: str) -> int:
         """Add the addresses; returns how many are now present (an address already there counts)."""
@@ -149,20 +121,20 @@ class AddressManager:
         """Remove the addresses; returns how many were removed (an address already gone does not count)."""
         return sum(self._change("del", vip, vip_device(vip, default_dev)) for vip in vips)
 
-    def _change(self, command: str, vip: VirtualAddress, dev: str) -> int:
+    def _change(self, command: Command, vip: VirtualAddress, dev: str) -> int:
         verb = "add" if command == "add" else "remove"
         if self.dry_run:
             log.info("(dry run) would %s %s on %s", verb, vip.address, dev)
             return 1
         try:
-            data = self._encoded(command, vip, dev)
+            template = self._template(command, vip, dev)
         except OSError:
             log.warning("cannot %s %s: no interface %s", verb, vip.address, dev)
             return 0
         try:
-            code = self._request(data)
+            code = self._channel.request(template)
             if code == errno.ENODEV:  # the interface was recreated: encode again for its new index
-                code = self._request(self._encoded(command, vip, dev, fresh=True))
+                code = self._channel.request(self._template(command, vip, dev, fresh=True))
         except OSError as exc:
             log.warning("cannot %s %s on %s: %s", verb, vip.address, dev, exc)
             return 0
@@ -175,35 +147,11 @@ class AddressManager:
         log.warning("cannot %s %s on %s: %s", verb, vip.address, dev, os.strerror(code))
         return 0
 
-    def _request(self, data: bytes) -> int:
-        """Send one request and return its errno (0 for success) from the kernel's acknowledgement."""
-        sock = self._socket()
-        seq = struct.unpack_from("=I", data, 8)[0]
-        sock.send(data)
-        while True:
-            try:
-                reply = sock.recv(65536)
-            except BlockingIOError:
-                # not expected (the kernel acknowledges inside send), but never wait unbounded
-                if not select.select([sock], [], [], ACK_TIMEOUT)[0]:
-                    raise TimeoutError(errno.ETIMEDOUT, "no acknowledgement from the kernel") from None
-                continue
-            offset = 0
-            while offset + 16 <= len(reply):
-                length, kind, _flags, rseq, _pid = struct.unpack_from("=IHHII", reply, offset)
-                if kind == NLMSG_ERROR and rseq == seq and offset + 20 <= len(reply):
-                    return -int(struct.unpack_from("=i", reply, offset + 16)[0])
-                if length < 16:
-                    break
-                offset += (length + 3) & ~3
-
     def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        self._channel.close()
 
 
-def encode_request(command: str, vip: VirtualAddress, index: int, seq: int) -> bytes:
+def encode_request(command: Command, vip: VirtualAddress, index: int, seq: int) -> bytes:
     """An RTM_NEWADDR / RTM_DELADDR request for ``vip`` on interface ``index``, encoded by pyroute2."""
     from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 
@@ -229,7 +177,7 @@ def encode_request(command: str, vip: VirtualAddress, index: int, seq: int) -> b
                                             "cstamp": 0, "tstamp": 0}))
     msg["attrs"] = attrs
     msg["header"]["type"] = RTM_NEWADDR if command == "add" else RTM_DELADDR
-    msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK | ((NLM_F_CREATE | NLM_F_EXCL) if command == "add" else 0)
+    msg["header"]["flags"] = request_flags(command)
     msg["header"]["sequence_number"] = seq
     msg["header"]["pid"] = 0
     msg.encode()

@@ -456,7 +456,7 @@ def rule_counters_before(config: m.Config, name: str | None, tables: dict[str, i
     any instance). The static rules are counted first: exact when static_rules comes before the vrrp_instance
     blocks, as it does in keepalived's documentation and samples."""
     counters = preference_counters()
-    parse_rules(config.static_rules, 4, tables, counters=counters)
+    parse_rules([line.words for line in config.static_rules], 4, tables, counters=counters)
     if name is None:
         return counters
     for other in config.instances:

@@ -6,8 +6,8 @@ and deletes them, rules first, before the addresses on leaving MASTER; the synta
 the config names another, so that ``ip route show proto keepalived`` lists them.
 
 The parsers and the request encoders are pure; :class:`RouteInstaller` sends the requests over a
-synchronous rtnetlink socket (the kernel applies a route inside the send call), so a takeover adds
-addresses, routes and rules in one event-loop step, in keepalived's order.
+synchronous rtnetlink channel (vrrp/rtnl.py: the kernel applies a route inside the send call), so a takeover
+adds addresses, routes and rules in one event-loop step, in keepalived's order.
 
 Supported route syntax::
 
@@ -27,18 +27,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import logging
 import os
 import socket
-import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from lvsconsole.vrrp.packet import IPAddress
+from lvsconsole.vrrp.rtnl import Command, RtnlChannel, Templates, request_flags
 
 log = logging.getLogger("lvsconsole.vrrp")
 
@@ -54,9 +53,6 @@ FIB_RULE_INVERT = 0x2
 RTNH_F_ONLINK = 0x4
 
 RTM_NEWROUTE, RTM_DELROUTE, RTM_NEWRULE, RTM_DELRULE = 24, 25, 32, 33
-NLMSG_ERROR = 2
-NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
-ACK_TIMEOUT = 1.0
 
 
 class RouteSyntaxError(ValueError):
@@ -390,16 +386,13 @@ def parse_rules(lines: Sequence[Sequence[str]], default_family: int, tables: Map
 # -------------------------------------------------------------------------------------------- requests
 
 
-Command = Literal["add", "del"]
-
-
 def _af(family: int) -> int:
     return socket.AF_INET if family == 4 else socket.AF_INET6
 
 
 def _finish(msg: Any, kind: int, command: Command, seq: int) -> bytes:
     msg["header"]["type"] = kind
-    msg["header"]["flags"] = NLM_F_REQUEST | NLM_F_ACK | ((NLM_F_CREATE | NLM_F_EXCL) if command == "add" else 0)
+    msg["header"]["flags"] = request_flags(command)
     msg["header"]["sequence_number"] = seq
     msg["header"]["pid"] = 0
     msg.encode()
@@ -482,24 +475,22 @@ def encode_rule(command: Command, rule: VirtualRule, seq: int = 0) -> bytes:
 # -------------------------------------------------------------------------------------------- the adapter
 
 
-class RouteInstaller:
-    """Adds and deletes virtual routes and rules with synchronous rtnetlink requests.
+_TemplateKey = tuple[Command, VirtualRoute | VirtualRule, tuple[int, ...]]
 
-    An entry already present counts as added and one already gone as deleted, as keepalived treats them.
+
+class RouteInstaller:
+    """Adds and deletes virtual routes and rules over a synchronous rtnetlink request channel (vrrp/rtnl.py).
+
+    An entry already present counts as added and one already gone as deleted, as keepalived treats them. Each
+    request is encoded once, so a second takeover pays for sending it only. ``channel``: the rtnetlink channel to
+    send on (one of its own if None).
     """
 
-    def __init__(self, *, dry_run: bool = False) -> None:
+    def __init__(self, *, dry_run: bool = False, channel: RtnlChannel | None = None) -> None:
         self.dry_run = dry_run
-        self._sock: socket.socket | None = None
-        self._seq = itertools.count(1)
-
-    def _socket(self) -> socket.socket:
-        if self._sock is None:
-            sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-            sock.bind((0, 0))
-            sock.settimeout(ACK_TIMEOUT)
-            self._sock = sock
-        return self._sock
+        self._channel = channel if channel is not None else RtnlChannel()
+        # a route's key holds the indexes of its interfaces: a recreated interface makes another request
+        self._templates: Templates[_TemplateKey] = Templates()
 
     def add(self, routes: Sequence[VirtualRoute], rules: Sequence[VirtualRule], instance: str) -> int:
         """Routes, then rules (keepalived's order); returns how many are now in place."""
@@ -523,20 +514,22 @@ class RouteInstaller:
             except OSError:
                 log.warning("(%s) cannot %s route %s: no interface %s", instance, verb, route.text, dev)
                 return 0
-        return self._outcome(command, "route", route.text, instance,
-                             lambda seq: encode_route(command, route, indexes, seq))
+        return self._outcome(command, "route", route.text, instance, (command, route, tuple(indexes.values())),
+                             lambda: encode_route(command, route, indexes))
 
     def _rule(self, command: Command, rule: VirtualRule, instance: str) -> int:
         verb = "add" if command == "add" else "remove"
         if self.dry_run:
             log.info("(%s) (dry run) would %s rule %s", instance, verb, rule.text)
             return 1
-        return self._outcome(command, "rule", rule.text, instance, lambda seq: encode_rule(command, rule, seq))
+        return self._outcome(command, "rule", rule.text, instance, (command, rule, ()),
+                             lambda: encode_rule(command, rule))
 
-    def _outcome(self, command: Command, what: str, text: str, instance: str, encode: Any) -> int:
+    def _outcome(self, command: Command, what: str, text: str, instance: str, key: _TemplateKey,
+                 encode: Callable[[], bytes]) -> int:
         verb = "add" if command == "add" else "remove"
         try:
-            code = self._request(encode(next(self._seq) & 0x7FFFFFFF))
+            code = self._channel.request(self._templates.get(key, encode))
         except OSError as exc:
             log.warning("(%s) cannot %s %s %s: %s", instance, verb, what, text, exc)
             return 0
@@ -550,24 +543,5 @@ class RouteInstaller:
         log.warning("(%s) cannot %s %s %s: %s", instance, verb, what, text, os.strerror(code))
         return 0
 
-    def _request(self, data: bytes) -> int:
-        """Send one request; the errno of the kernel's acknowledgement (0: done)."""
-        sock = self._socket()
-        seq = struct.unpack_from("=I", data, 8)[0]
-        sock.send(data)
-        while True:
-            reply = sock.recv(65536)
-            offset = 0
-            while offset + 16 <= len(reply):
-                length, kind, _flags, rseq, _pid = struct.unpack_from("=IHHII", reply, offset)
-                if kind == NLMSG_ERROR and rseq == seq and offset + 20 <= len(reply):
-                    return -int(struct.unpack_from("=i", reply, offset + 16)[0])
-                if length < 16:
-                    break
-                offset += (length + 3) & ~3
-
     def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-
+        self._channel.close()

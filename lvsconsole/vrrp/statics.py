@@ -68,8 +68,7 @@ def static_address(entry: m.StaticAddress, default_interface: str | None) -> m.V
         elif key == "preferred_lft":
             flags += [key, value]
         elif key == "track_group":
-            log.warning("static address %s: track_group %s is not supported; the address is not tracked by it",
-                        entry.address, value)
+            pass  # no instance follows it here: config/validate.py says so at the line (static_track_groups)
         else:
             kwargs[key] = value
     kwargs.setdefault("dev", default_interface)
@@ -106,8 +105,9 @@ def static_set(config: m.Config, tables: dict[str, int] | None = None) -> Static
         except ValueError as exc:
             problems.append(f"static_ipaddress {entry.address}: {exc}")
     # keepalived takes the family of a route or rule that does not show one as IPv4
-    routes, route_problems = parse_routes(config.static_routes, 4, tables)
-    rules, rule_problems = parse_rules(config.static_rules, 4, tables, counters=preference_counters())
+    routes, route_problems = parse_routes([line.words for line in config.static_routes], 4, tables)
+    rules, rule_problems = parse_rules([line.words for line in config.static_rules], 4, tables,
+                                       counters=preference_counters())
     problems += [f"static_routes: {p}" for p in route_problems] + [f"static_rules: {p}" for p in rule_problems]
     return StaticSet(tuple(addresses), routes, rules, tuple(problems))
 

@@ -308,6 +308,8 @@ def virtual_addresses(draw: st.DrawFn, family: int) -> m.VirtualAddress:
 
 
 raw_lines = st.lists(st.lists(word, min_size=1, max_size=4).map(tuple), max_size=2).map(tuple)
+static_lines = st.lists(st.builds(m.StaticLine, st.lists(word.filter(lambda w: w != "track_group"), min_size=1,
+                                                         max_size=4).map(tuple), opt(name)), max_size=2).map(tuple)
 
 
 @st.composite
@@ -656,8 +658,8 @@ def configs(draw: st.DrawFn) -> m.Config:
         global_defs=g,
         static_ipaddress=tuple(draw(st.lists(st.builds(
             m.StaticAddress, iface(4) | iface(6), st.lists(word, max_size=3).map(tuple)), max_size=2))),
-        static_routes=draw(raw_lines),
-        static_rules=draw(raw_lines),
+        static_routes=draw(static_lines),
+        static_rules=draw(static_lines),
         vrrp_scripts=tuple(sc_list),
         track_files=tuple(tf_list),
         sync_groups=tuple(groups),
@@ -780,7 +782,7 @@ def test_ipv6_instance_with_explicit_version_2() -> None:
 def test_raw_lines_starting_with_directives(words: tuple[str, ...]) -> None:
     # A bare `include` or `@id` at the start of a line is a directive to the lexer, and a word ending in a
     # newline split the line: all three came back as something else.
-    config = m.Config(static_routes=(words,), global_defs=m.GlobalDefs(notification_email=(words[0],)))
+    config = m.Config(static_routes=(m.StaticLine(words),), global_defs=m.GlobalDefs(notification_email=(words[0],)))
     result = load_text(render(config), config_id="other")
     assert not _errors(result.diagnostics)
     assert result.config == config

@@ -235,7 +235,7 @@ def test_a_static_address_without_an_interface_is_skipped_with_a_reason() -> Non
 def test_validate_names_rules_without_a_preference() -> None:
     result = load_text(CONF, filename="k.conf")
     found = [str(d) for d in result.diagnostics if "has no preference" in d.message]
-    assert found[0] == ("<config>: warning: static_rules: rule 'from 192.0.2.10 table 200' has no preference - "
+    assert found[0] == ("k.conf:10:5: warning: static_rules: rule 'from 192.0.2.10 table 200' has no preference - "
                         "setting it to 16384, as keepalived does; give one")
     assert found[-1] == ("k.conf:38:21: warning: (VI_2) virtual_rules: rule 'from 10.9.0.200 table 100' has no "
                          "preference - setting it to 16380, as keepalived does; give one")
