@@ -1,9 +1,12 @@
 """One asyncio scheduler for every health check.
 
-A single dispatcher task keeps a heap of (due time, checker) pairs taken from the policy's
-``next_check_time``. It wakes once per :data:`DISPATCH_QUANTUM` at most, starts every check due by then
-(within ``max_concurrency`` checks in flight) and sleeps until the next due time, or until a check is
-pushed that is due sooner. A checker with ``begin_check`` (:class:`CallbackChecker`: TCP_CHECK, the one
+A single dispatcher task keeps the checks by due time (from the policy's ``next_check_time``) in a wheel
+of :data:`DISPATCH_QUANTUM`-wide slots: a check goes into its slot's list (no per-check heap operation:
+at ten thousand checks a second a heap of ten thousand entries costs several microseconds a check), and
+a small heap holds the slot numbers. The dispatcher wakes once per slot at most, starts every check of
+the slots that have begun (so a check starts at most one quantum before its due time; within
+``max_concurrency`` checks in flight) and sleeps until the next slot begins, or until a check is pushed
+that is due sooner. A checker with ``begin_check`` (:class:`CallbackChecker`: TCP_CHECK, the one
 that runs ten thousand times a second) is started by a plain call and calls the runner back when done,
 with no task, coroutine or future per check; any other checker's ``check()`` runs as its own task. The
 check's result goes to the policy, the policy's actions go to the ``on_actions`` callback, and the
@@ -25,7 +28,8 @@ Lateness (start time minus due time) is measured per check: it is the director's
 event loop too busy, or every concurrency slot taken — and is reported with each result and in
 :class:`RunnerStats`, so an operator sees a starving checker engine before it causes false failovers.
 Past lateness, the same watchdog task flags checks that have produced no result for several of their
-intervals (:mod:`lvsconsole.check.stall`) and reports each such stall, and its end, to ``on_stall``.
+intervals (:mod:`lvsconsole.check.stall`) and reports each such stall, and its end, to ``on_stall`` (the ends
+within a rate limit: beyond it they are counted and logged as one line per watchdog tick).
 
 **Shared checks.** Refs mapped to the same checker object whose :class:`CheckParams` are equal (the
 same real server checked the same way under several virtual servers; :mod:`lvsconsole.check.from_config`
@@ -59,7 +63,8 @@ PHASE_SLACK = 0.1
 """A check that completes within this many seconds of its due time is rescheduled from its due time."""
 
 DISPATCH_QUANTUM = 0.001
-"""Checks due within this many seconds are started together (so the dispatcher wakes at most ~1000/s)."""
+"""Width in seconds of a dispatch slot: the checks due within one slot are started together, once the slot
+has begun (so the dispatcher wakes at most ~1000/s)."""
 
 WATCHDOG_TICK = 0.1
 """How often the watchdog looks for checks that overran their timeout."""
@@ -208,7 +213,10 @@ class CheckRunner:
         groups, self._group_of = _group_refs(policy, self._checkers)
         self._groups: dict[_Group, None] = dict.fromkeys(groups)
         self._stall: StallDetector[_Group] = StallDetector()
-        self._heap: list[tuple[float, int, _Group]] = []
+        self._slots: dict[int, list[tuple[float, int, _Group]]] = {}
+        """Dispatch slot (due time / DISPATCH_QUANTUM, rounded down) → its (due, entry, group) in push order."""
+        self._slot_heap: list[int] = []
+        """The slot numbers of ``_slots``, as a heap (a slot leaves both together, or stays in both)."""
         self._seq = itertools.count()
         self._tasks: dict[asyncio.Task[None], float] = {}
         """Task checks in flight → the time past which the watchdog cancels them."""
@@ -365,10 +373,17 @@ class CheckRunner:
         resumed = self._stall.expect(group, last_result=since, due=due, timeout=group.timeout)
         if resumed is not None:
             self._report_stall(group, resumed)
-        group.entry, group.due = next(self._seq), due
-        heapq.heappush(self._heap, (due, group.entry, group))
+        entry = group.entry = next(self._seq)
+        group.due = due
+        slot = int(due // DISPATCH_QUANTUM)
+        bucket = self._slots.get(slot)
+        if bucket is None:
+            self._slots[slot] = [(due, entry, group)]
+            heapq.heappush(self._slot_heap, slot)
+        else:
+            bucket.append((due, entry, group))
         if due < self._wake_at:
-            self._wake_at = due
+            self._wake_at = slot * DISPATCH_QUANTUM
             wake = self._wake
             if wake is not None and not wake.done():
                 wake.set_result(None)
@@ -381,44 +396,64 @@ class CheckRunner:
             return policy.next_check_time(refs[0].rs, refs[0].index)
         return min(policy.next_check_time(ref.rs, ref.index) for ref in refs)
 
+    def _now_slot(self, loop: asyncio.AbstractEventLoop) -> int:
+        # (asyncio may run a timer a hair before its time: that must not leave the slot for the next wake-up)
+        return math.floor(loop.time() / DISPATCH_QUANTUM + 1e-6)
+
     async def _dispatch(self) -> None:
         loop = asyncio.get_running_loop()
-        heap = self._heap
+        slots = self._slots
+        slot_heap = self._slot_heap
         stats = self.stats
         while True:
-            horizon = loop.time() + DISPATCH_QUANTUM
-            while heap and heap[0][0] <= horizon:
-                if stats.in_flight >= self._max_concurrency:
+            now_slot = self._now_slot(loop)
+            while slot_heap and slot_heap[0] <= now_slot:
+                room = self._max_concurrency - stats.in_flight
+                if room <= 0:
                     self._slot = loop.create_future()
                     await self._slot
-                    horizon = loop.time() + DISPATCH_QUANTUM
+                    now_slot = self._now_slot(loop)
                     continue
-                due, entry, group = heapq.heappop(heap)
-                if entry != group.entry:
-                    continue  # superseded by a reload
-                group.entry = -1
-                if self._paused and self._all_paused(group):
-                    self._stall.forget(group)  # silence is expected while paused
-                    self._parked.append(group)
-                    continue
-                checker = group.checker
-                stats.in_flight += 1
-                self._stall.started(group)
-                if group.begin is not None:
-                    self._begin(loop, group, due)
-                    continue
-                task = loop.create_task(self._run_one(group, due))
-                self._tasks[task] = loop.time() + checker.timeout + TIMEOUT_GRACE
-                task.add_done_callback(self._forget)
-            self._wake_at = heap[0][0] if heap else math.inf
+                slot = slot_heap[0]
+                bucket = slots.get(slot)
+                if bucket is None or len(bucket) <= room:
+                    heapq.heappop(slot_heap)
+                    if bucket is None:
+                        continue  # (cannot happen: a slot leaves both at once; a stale number is just dropped)
+                    del slots[slot]
+                    batch = bucket
+                else:  # the rest waits in its slot for checks in flight to finish
+                    batch = bucket[:room]
+                    del bucket[:room]
+                for due, entry, group in batch:
+                    if entry != group.entry:
+                        continue  # superseded by a reload
+                    self._start(loop, group, due)
+            self._wake_at = slot_heap[0] * DISPATCH_QUANTUM if slot_heap else math.inf
             wake = self._wake = loop.create_future()
-            timer = loop.call_at(self._wake_at, _wake_up, wake) if heap else None
+            timer = loop.call_at(self._wake_at, _wake_up, wake) if slot_heap else None
             try:
                 await wake
             finally:
                 if timer is not None:
                     timer.cancel()
                 self._wake = None
+
+    def _start(self, loop: asyncio.AbstractEventLoop, group: _Group, due: float) -> None:
+        """Start the group's probe (or park it, when every ref it feeds is paused)."""
+        group.entry = -1
+        if self._paused and self._all_paused(group):
+            self._stall.forget(group)  # silence is expected while paused
+            self._parked.append(group)
+            return
+        self.stats.in_flight += 1
+        self._stall.started(group)
+        if group.begin is not None:
+            self._begin(loop, group, due)
+            return
+        task = loop.create_task(self._run_one(group, due))
+        self._tasks[task] = loop.time() + group.checker.timeout + TIMEOUT_GRACE
+        task.add_done_callback(self._forget)
 
     def _begin(self, loop: asyncio.AbstractEventLoop, group: _Group, scheduled: float) -> None:
         """Start a callback check; :meth:`_callback_done` gets its outcome."""
@@ -450,7 +485,12 @@ class CheckRunner:
         group.pending = None
         del self._flying[group]
         self._check_over()
-        self._complete(group, group.scheduled, group.started, outcome)
+        refs = group.refs
+        if len(refs) == 1 and not self._paused:  # _complete()'s common case, without its extra call
+            finished = asyncio.get_running_loop().time()
+            self._complete_one(group, refs[0], group.scheduled, group.started, finished, outcome)
+        else:
+            self._complete(group, group.scheduled, group.started, outcome)
 
     def _check_over(self) -> None:
         """One check fewer in flight: a dispatcher waiting for a slot may go on."""
@@ -479,6 +519,9 @@ class CheckRunner:
             if stall.next_deadline() <= now:
                 for notice in stall.poll(now):
                     self._report_stall(notice.key, notice)
+            quiet = stall.take_suppressed_recoveries()
+            if quiet:
+                _log.warning("%d more stalled checks produced a result again (notices over the rate limit)", quiet)
 
     def _sweep_deadlines(self, now: float) -> None:
         """Cancel the callback checks that overran their timeout (each then counts as timed out)."""
@@ -574,7 +617,14 @@ class CheckRunner:
         """:meth:`_complete` for a probe that feeds one ref, not paused: the ten-thousand-a-second case, in one
         pass (one record, the policy's next due time from the same call that records the outcome)."""
         record = CheckRecord(ref, outcome, scheduled, started, finished)
-        self._account((record,))
+        late = started - scheduled if started > scheduled else 0.0  # _account() for one record, inline
+        stats = self.stats
+        stats.checks += 1
+        stats.last_lateness = late
+        stats.total_lateness += late
+        if late > stats.max_lateness:
+            stats.max_lateness = late
+        self.last_lateness[ref] = late
         if self._stopping:
             return
         if finished - scheduled <= self._phase_slack:

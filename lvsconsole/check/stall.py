@@ -12,6 +12,12 @@ slow but live server never trips this; only a check that cannot produce a result
 :class:`StallDetector` takes the times as arguments and returns :class:`StallNotice` values: one when a
 check becomes stalled, one when a stalled check produces a result again. The runner feeds it and turns
 the notices into events; tests drive it with a virtual clock.
+
+Recovery notices are rate-limited (:data:`RECOVERY_NOTICE_BURST`, then :data:`RECOVERY_NOTICES_PER_SECOND`):
+after an overload thousands of stalled checks produce a result within a second or two, and a notice,
+a log line and a bus event for each would add to the very load that stalled them. The recoveries beyond
+the budget are counted (:meth:`StallDetector.take_suppressed_recoveries`) for one summary line; a check's
+stalled state is cleared either way, so ``is_stalled`` and the snapshots stay exact.
 """
 
 from __future__ import annotations
@@ -23,10 +29,19 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["STALL_MULTIPLE", "StallDetector", "StallNotice", "stall_text"]
+__all__ = [
+    "RECOVERY_NOTICES_PER_SECOND", "RECOVERY_NOTICE_BURST", "STALL_MULTIPLE", "StallDetector", "StallNotice",
+    "stall_text",
+]  # fmt: skip
 
 STALL_MULTIPLE = 3.0
 """A check is stalled after this many of its intervals (``interval + timeout``) without a result."""
+
+RECOVERY_NOTICE_BURST = 50
+"""Recovery notices given at once before the rate limit applies."""
+
+RECOVERY_NOTICES_PER_SECOND = 10.0
+"""Recovery notices given per second beyond the burst (the budget refills at this rate)."""
 
 K = TypeVar("K", bound=Hashable)
 
@@ -74,10 +89,24 @@ class StallDetector(Generic[K]):
     check whose deadline has moved is queued again at its new deadline. Only a deadline that moves
     earlier (a check entering its retries) pushes a new entry at once."""
 
-    def __init__(self, multiple: float = STALL_MULTIPLE) -> None:
+    def __init__(
+        self,
+        multiple: float = STALL_MULTIPLE,
+        *,
+        recovery_burst: int = RECOVERY_NOTICE_BURST,
+        recovery_rate: float = RECOVERY_NOTICES_PER_SECOND,
+    ) -> None:
         if not multiple > 1:
             raise ValueError(f"multiple must be > 1, not {multiple!r}")
+        if recovery_burst < 1 or not recovery_rate > 0:
+            raise ValueError("the recovery notice budget needs a burst >= 1 and a rate > 0")
         self._multiple = multiple
+        self._recovery_burst = float(recovery_burst)
+        self._recovery_rate = recovery_rate
+        self._recovery_budget = float(recovery_burst)
+        self._budget_time = -math.inf
+        """When the budget was last refilled (the time of the last recovery)."""
+        self._suppressed = 0
         self._watches: dict[K, _Watch] = {}
         self._heap: list[tuple[float, int, K]] = []
         self._seq = itertools.count()
@@ -102,8 +131,11 @@ class StallDetector(Generic[K]):
             return None
         notice = None
         if watch.stalled:
-            notice = StallNotice(key, False, last_result - watch.last_result, watch.limit, watch.running)
             watch.stalled = False
+            if self._spend_recovery_budget(last_result):
+                notice = StallNotice(key, False, last_result - watch.last_result, watch.limit, watch.running)
+            else:
+                self._suppressed += 1
         watch.last_result = last_result
         watch.limit = limit
         watch.deadline = deadline
@@ -111,6 +143,22 @@ class StallDetector(Generic[K]):
         if watch.queued < 0 or deadline < watch.queued_at:
             self._queue(key, watch)
         return notice
+
+    def _spend_recovery_budget(self, now: float) -> bool:
+        """Whether a recovery notice may be given at ``now`` (a token bucket)."""
+        if now > self._budget_time:
+            refill = (now - self._budget_time) * self._recovery_rate
+            self._recovery_budget = min(self._recovery_burst, self._recovery_budget + refill)
+            self._budget_time = now
+        if self._recovery_budget >= 1.0:
+            self._recovery_budget -= 1.0
+            return True
+        return False
+
+    def take_suppressed_recoveries(self) -> int:
+        """How many recoveries went without a notice (over the budget) since the last call."""
+        suppressed, self._suppressed = self._suppressed, 0
+        return suppressed
 
     def started(self, key: K) -> None:
         """A check of ``key`` is now in flight (for the notice's ``running``)."""

@@ -1,6 +1,9 @@
 """TCP_CHECK: the server is up when a TCP handshake with it completes within connect_timeout.
 
-Like keepalived, the connection is closed as soon as it is established (nothing is sent). The target
+Like keepalived, the connection is ended as soon as it is established (nothing is sent); unlike keepalived,
+it is ended with a reset rather than a FIN exchange (as HAProxy ends its checks): the real server has
+still seen a complete handshake, and the director keeps no TIME_WAIT socket per check (see
+:mod:`lvsconsole.check._connect` for why, and for the sockets it keeps for the next checks). The target
 is ``connect_ip``:``connect_port`` (the real server's address and port by default); ``bindto`` /
 ``bind_port`` choose the source, ``bind_if`` (SO_BINDTODEVICE) and ``fwmark`` (SO_MARK) are honoured
 where the platform has them.
@@ -8,9 +11,10 @@ where the platform has them.
 This is the checker that runs ten thousand times a second, so its hot path has no coroutine, task or
 future: :meth:`TcpChecker.begin_check` makes a non-blocking socket, calls ``connect_ex`` (no exception on
 EINPROGRESS) and hands the socket to the loop's shared :class:`~lvsconsole.check._connect.ConnectWaiter`
-(one epoll set for all pending connects, one timer wheel for all deadlines), which calls the probe back
-once; the probe reads ``SO_ERROR``, closes the socket and calls the runner back with a (mostly shared,
-constant) outcome. :meth:`TcpChecker.check` is the same probe behind an awaitable, for ``check now`` and
+(one epoll set for all pending connects, one timer wheel for all deadlines, spare sockets for the next
+checks), which calls the probe back once; the probe reads ``SO_ERROR`` only when epoll reports an error,
+ends the connection (a connected socket goes back to the waiter) and calls the runner back with a (mostly
+shared, constant) outcome. :meth:`TcpChecker.check` is the same probe behind an awaitable, for ``check now`` and
 tests. A host name (resolved on every check) or a platform without epoll takes the plain asyncio path.
 """
 
@@ -27,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from lvsconsole.check import _net
-from lvsconsole.check._connect import ConnectWaiter, waiter_for
+from lvsconsole.check._connect import ConnectWaiter, reset_and_close, waiter_for
 from lvsconsole.check.policy import CheckOutcome
 
 __all__ = ["TcpChecker"]
@@ -38,8 +42,6 @@ _TIMEDOUT = "TCP connection to {rs} timedout."
 _UP = CheckOutcome(True, _SUCCESS)
 _TIMEOUT = CheckOutcome(False, _TIMEDOUT, reason="timeout")
 _EPOLL_FAILED = select.EPOLLERR | select.EPOLLHUP if hasattr(select, "epoll") else 0
-_STREAM_NONBLOCK = socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
-
 _Token = TypeVar("_Token")
 
 _failures: dict[int, CheckOutcome] = {}
@@ -57,7 +59,7 @@ def _failed(err: int) -> CheckOutcome:
 class _TcpProbe:
     """One connect in flight: told by the waiter when it is over, tells the runner once (unless cancelled)."""
 
-    __slots__ = ("_done", "_fd", "_sock", "_token", "_waiter")
+    __slots__ = ("_done", "_fd", "_reusable", "_sock", "_token", "_waiter")
 
     def __init__(
         self,
@@ -65,12 +67,15 @@ class _TcpProbe:
         waiter: ConnectWaiter,
         done: Callable[[_Token, CheckOutcome], object],
         token: _Token,
+        reusable: bool,
     ) -> None:
         self._sock = sock
         self._fd = sock.fileno()
         self._waiter = waiter
         self._done: Callable[[Any, CheckOutcome], object] | None = done
         self._token: Any = token
+        self._reusable = reusable
+        """The socket came from the waiter (no source binding) and may go back to it."""
 
     def connect_done(self, events: int) -> None:
         if self._fd < 0:
@@ -79,15 +84,23 @@ class _TcpProbe:
         sock = self._sock
         if not events:
             outcome = _TIMEOUT
+            sock.close()
         elif not events & _EPOLL_FAILED:  # connected: no need to ask SO_ERROR (one syscall fewer per check)
             outcome = _UP
+            if self._reusable:
+                self._waiter.recycle(sock)
+            else:
+                reset_and_close(sock)
         else:
             try:
                 err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             except OSError as exc:
                 err = exc.errno or errno.EIO
             outcome = _failed(err) if err else _UP  # SO_ERROR decides, as in keepalived's socket_state()
-        sock.close()
+            if err:
+                sock.close()
+            else:
+                reset_and_close(sock)
         # The waiter's timer wheel keeps this probe until its deadline: let go of the runner's objects now.
         done, token = self._done, self._token
         self._done = self._token = None
@@ -142,11 +155,13 @@ class TcpChecker:
         waiter = waiter_for(loop) if family is not None else None
         if family is None or waiter is None:
             return loop.create_task(self._deliver(done, token))
+        binding = self._binding
+        reusable = binding is None
         try:
-            if self._binding is None:
-                sock = _socket.socket(family, _STREAM_NONBLOCK, socket.IPPROTO_TCP)
+            if binding is None:
+                sock, registered = waiter.stream_socket(family)
             else:
-                sock = _net.make_socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, self._binding)
+                sock, registered = _net.make_socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP, binding), False
         except OSError as exc:
             return loop.call_soon(done, token, _failed(exc.errno or errno.EIO))
         try:
@@ -155,11 +170,14 @@ class TcpChecker:
             sock.close()
             return loop.call_soon(done, token, _failed(exc.errno or errno.EIO))
         if err == errno.EINPROGRESS:
-            probe = _TcpProbe(sock, waiter, done, token)
-            waiter.watch(probe._fd, loop.time() + self.connect_timeout, probe)
+            probe = _TcpProbe(sock, waiter, done, token, reusable)
+            waiter.watch(probe._fd, loop.time() + self.connect_timeout, probe, registered)
             return probe
+        if err == 0:
+            reset_and_close(sock)
+            return loop.call_soon(done, token, _UP)
         sock.close()
-        return loop.call_soon(done, token, _UP if err == 0 else _failed(err))
+        return loop.call_soon(done, token, _failed(err))
 
     async def _deliver(self, done: Callable[[_Token, CheckOutcome], object], token: _Token) -> None:
         done(token, await self._check_by_asyncio())
@@ -213,7 +231,10 @@ class TcpChecker:
             if not connected:
                 return _TIMEOUT
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            return _failed(err) if err else _UP
+            if err:
+                return _failed(err)
+            reset_and_close(sock)  # (closing it again below is harmless)
+            return _UP
         finally:
             sock.close()
 
