@@ -39,6 +39,7 @@ from lvsconsole.ipvs.backend import Counters, DestCounters, Stats  # noqa: E402
 from lvsconsole.ipvs.memory import MemoryBackend  # noqa: E402
 from lvsconsole.tui.app import LvsConsoleApp  # noqa: E402
 from lvsconsole.tui.link import EmbeddedLink  # noqa: E402
+from lvsconsole.tui.widgets import vs_table  # noqa: E402
 
 CPU_TARGET = 15.0
 P95_TARGET_MS = 50.0
@@ -235,9 +236,14 @@ def main() -> int:
     parser.add_argument("--rs", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--keys", type=int, default=60)
+    parser.add_argument("--resort-every", type=float, metavar="SECONDS",
+                        help="re-sort a live order every SECONDS on the tick (the console's default: "
+                             f"{vs_table.RESORT_EVERY:g} s; 0: every tick)")
     parser.add_argument("--profile", metavar="FILE",
                         help="cProfile the measured window into FILE (the figures then include the profiler's cost)")
     args = parser.parse_args()
+    if args.resort_every is not None:
+        vs_table.RESORT_EVERY = args.resort_every
     r = asyncio.run(run(args.vs, args.rs, args.seconds, args.keys, args.profile))
     print(f"{args.vs} VS x {args.rs} RS ({int(r['rows'])} rows), stats changing every second, {args.seconds:g} s, "
           f"pid {os.getpid()}")
@@ -254,7 +260,8 @@ def main() -> int:
     print(f"  the same keys in this process's CPU time: p50 {r['cpu_p50_ms']:.1f} ms, p95 {r['cpu_p95_ms']:.1f} ms, "
           f"max {r['cpu_max_ms']:.1f} ms (load average {r['loadavg']:.1f} on {os.cpu_count()} CPUs: wall times "
           f"above the CPU times are waits for a CPU)")
-    print(f"table: {r['cell_updates_per_s']:.0f} cell updates/s, {int(r['rebuilds'])} rebuild(s)")
+    print(f"table: {r['cell_updates_per_s']:.0f} cell updates/s, {int(r['rebuilds'])} rebuild(s); live orders "
+          f"re-sorted every {vs_table.RESORT_EVERY:g} s")
     print(f"vs target: CPU {r['cpu_percent'] / CPU_TARGET:.2f}x of {CPU_TARGET:g} % (console alone "
           f"{ui / CPU_TARGET:.2f}x), "
           f"p95 {r['p95_ms'] / P95_TARGET_MS:.2f}x of {P95_TARGET_MS:g} ms")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -205,16 +205,29 @@ class LvsConsoleApp(App[str]):
         cost = time.perf_counter() - started
         self.poll_cost = cost if self.ticks == 0 else 0.7 * self.poll_cost + 0.3 * cost
         self.ticks += 1
-        self.refresh_panels()
+        # the loop runs between the steps: a key typed meanwhile waits for one step, not for the whole refresh
+        for pause in self._refresh_steps(self.link.snapshot):
+            await asyncio.sleep(pause)
         period = self.refresh_period
         self.vs_panel.refresh_note = "" if period <= self.tick_seconds * 1.05 else (
             f"refresh every {period:.1f} s (a snapshot takes {self.poll_cost * 1000:.0f} ms)")
 
     def refresh_panels(self, snapshot: DirectorSnapshot | None = None) -> None:
-        snap = snapshot or self.link.snapshot
+        for _ in self._refresh_steps(snapshot or self.link.snapshot):
+            pass
+
+    def _refresh_steps(self, snap: DirectorSnapshot) -> Iterator[float]:
+        """Feed the panels, in steps of a few ms, each with the pause to make before the next (the servers
+        table's ``update_steps``)."""
         self.guard("header", self.header, lambda: self.header.show(self.link.info(), paused=self.health_log.paused))
         self.guard("VRRP", self.vrrp_panel, self.vrrp_panel.update_from, snap)
-        self.guard("virtual servers", self.vs_panel, self.vs_panel.update_from, snap)
+        steps = self.vs_panel.update_steps(snap)
+
+        def step() -> float | None:
+            return next(steps, None)
+
+        while (pause := self.guard("virtual servers", self.vs_panel, step)) is not None:
+            yield pause
         finished = self.guard("virtual servers", self.vs_panel, self.vs_table.drains_finished) or []
         for vs, rs in finished:
             self.notify(f"{rs.label} in {vs.label} is drained: no active connections left", title="Drain complete")

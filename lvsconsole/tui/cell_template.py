@@ -7,11 +7,15 @@ spans, justification) and never on the characters themselves: a cell of the same
 renders to the same segments with other characters at the same offsets. ``LineTemplate.of`` checks that on a
 real rendering (and refuses anything it cannot prove), ``fill`` produces the rendering of another text of the
 same shape.
+
+DataTable marks every segment of a cell with its place (``{"row": r, "column": c}`` in the style's meta, for the
+mouse). A template made with ``place`` keeps its styles without that mark and is filled for any place: a row
+that moved (a sort) or a cell scrolled into view reuses the rendering of its column's cells elsewhere.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -46,18 +50,23 @@ def text_shape(text: Text) -> Hashable | None:
 class LineTemplate:
     """One rendered line with the place of the cell's text in it."""
 
-    __slots__ = ("_line", "_pieces", "_start", "_stop")
+    __slots__ = ("_line", "_pieces", "_start", "_stop", "placed")
 
-    def __init__(self, line: str, start: int, stop: int, pieces: tuple[tuple[int, Style | None], ...]) -> None:
+    def __init__(self, line: str, start: int, stop: int, pieces: tuple[tuple[int, Style | None], ...],
+                 placed: bool = False) -> None:
         self._line = line
         self._start = start
         self._stop = stop
         self._pieces = pieces
+        self.placed = placed
+        """Made with a ``place``: filled with one (``fill(plain, place)``)."""
 
     @classmethod
-    def of(cls, lines: Sequence[Sequence[Segment]], plain: str) -> LineTemplate | None:
+    def of(cls, lines: Sequence[Sequence[Segment]], plain: str,
+           place: Mapping[str, object] | None = None) -> LineTemplate | None:
         """The template of a rendering of a text whose characters are ``plain``, or None if the rendering is
-        not made of that text surrounded by blanks, one segment sequence on one line."""
+        not made of that text surrounded by blanks, one segment sequence on one line. With ``place``, every
+        segment's style must carry exactly that meta (and no link); the template keeps the styles without it."""
         if len(lines) != 1 or not plain_fits_template(plain):
             return None
         segments = lines[0]
@@ -71,16 +80,29 @@ class LineTemplate:
         stop = start + len(plain)
         if start < 0 or line[start:stop] != plain or line[stop:].strip(" "):
             return None
-        return cls(line, start, stop, tuple((len(segment.text), segment.style) for segment in segments))
+        if place is None:
+            return cls(line, start, stop, tuple((len(segment.text), segment.style) for segment in segments))
+        pieces: list[tuple[int, Style | None]] = []
+        for segment in segments:
+            style = segment.style
+            if style is None or style.link or style.meta != place:
+                return None
+            pieces.append((len(segment.text), style.clear_meta_and_links()))
+        return cls(line, start, stop, tuple(pieces), placed=True)
 
-    def fill(self, plain: str) -> list[list[Segment]]:
-        """The rendering of a text of the same shape whose characters are ``plain``."""
+    def fill(self, plain: str, place: Style | None = None) -> list[list[Segment]]:
+        """The rendering of a text of the same shape whose characters are ``plain``; for a template made with a
+        place, at the place whose meta ``place`` carries (``Style.from_meta``)."""
         if len(plain) != self._stop - self._start:
             raise ValueError("a template is filled with text of the length it was made with")
+        if self.placed != (place is not None):
+            raise ValueError("a template made with a place is filled with one, and only such a template")
         line = self._line[:self._start] + plain + self._line[self._stop:]
         segments: list[Segment] = []
         offset = 0
         for length, style in self._pieces:
+            if place is not None and style is not None:
+                style = style + place
             segments.append(Segment(line[offset:offset + length], style))
             offset += length
         return [segments]

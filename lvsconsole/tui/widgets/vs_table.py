@@ -3,13 +3,17 @@
 Built for thousands of rows: the table's rows are created once per structure (a reload that adds or removes
 servers, a new filter) and every tick only touches cells that changed *and are on screen*; rows scrolled into
 view are brought up to date as they appear. Sorting reorders rows in place and keeps the cursor on the same
-server. Histories (the sparkline of the last minute) are kept per server whatever is shown.
+server; an order by a live figure is renewed by the tick every ``RESORT_EVERY`` seconds (the title says how old
+it is). A tick's work is done in steps with the loop running between them (``update_steps``), the rows on screen
+repainted band by band, so that keys are served while 11,000 rows are refreshed. Histories (the sparkline of
+the last minute) are kept per server whatever is shown.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -21,6 +25,8 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.cache import LRUCache
 from textual.containers import Vertical
+from textual.coordinate import Coordinate
+from textual.geometry import Region, Spacing
 from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable, Input, Static
@@ -41,6 +47,18 @@ SPARK_WIDTH = 12
 
 SortKey = Literal["name", "health", "weight", "active", "inact", "cps", "bps"]
 SORT_KEYS: tuple[SortKey, ...] = ("name", "health", "weight", "active", "inact", "cps", "bps")
+LIVE_SORT_KEYS = frozenset({"health", "weight", "active", "inact", "cps", "bps"})
+"""Sorts by a figure that can change from one snapshot to the next: the tick re-orders the rows (``RESORT_EVERY``)."""
+RESORT_EVERY = 5.0
+"""Seconds between two re-sorts of a live order by the tick: figures change every second and re-ordering 11,000
+rows each time costs a full repaint (and the rows would not stay still long enough to be read). A sort chosen
+by the operator, a filter or a new structure orders at once; the panel's title says how old the order is."""
+SORT_STEP = 250
+"""Virtual servers sorted between two pauses of a tick's re-sort (a few ms)."""
+SYNC_BAND = 8
+"""Rows on screen updated and repainted together in a tick (about 10 ms of rendering)."""
+FRAME = 1 / 50
+"""Pause after a band, long enough for the screen to draw it (Textual draws up to 60 times a second)."""
 _HEALTH_ORDER = {"down": 0, "inhibited": 1, "draining": 2, "disabled": 3, "up": 4}
 
 
@@ -67,6 +85,7 @@ COLUMNS: tuple[Column, ...] = (
 )
 _COLUMN_KEYS = tuple(c.key for c in COLUMNS)
 _COLUMN_KEY_OBJECTS = tuple(ColumnKey(key) for key in _COLUMN_KEYS)
+_REF_KEY = operator.attrgetter("key")
 
 
 class RowRef:
@@ -135,15 +154,18 @@ class VsTable(DataTable[Any]):
 
     def __init__(self, **kwargs: Any) -> None:
         # render caches (see ``_render_cell``), set first: DataTable's constructor already reads the rows
-        self._ordered_rows: tuple[object, int, list[Row]] | None = None
+        self._ordered_rows: tuple[object, int, list[Row] | None] | None = None
         self._cell_lines: LRUCache[tuple[Any, ...], tuple[object, list[list[Segment]]]] = LRUCache(4096)
         self._templates: LRUCache[tuple[Any, ...], LineTemplate] = LRUCache(16384)
+        self._places: LRUCache[tuple[int, int], Style] = LRUCache(4096)
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self.palette = DEFAULT_PALETTE
         self.snapshot: DirectorSnapshot | None = None
         self.sort_key: SortKey = "name"
         self.reverse = False
         self.filter_text = ""
+        self.sorted_at = 0.0
+        """When the rows were last put in the sort's order (``time.monotonic()``; live sorts: ``RESORT_EVERY``)."""
         self._structure: tuple[tuple[str, tuple[str, ...]], ...] | None = None
         self._vs: dict[str, VirtualServerView] = {}
         self._rs_at: dict[tuple[str, str], int] = {}
@@ -207,10 +229,21 @@ class VsTable(DataTable[Any]):
         return list(self._order)
 
     def update_from(self, snapshot: DirectorSnapshot) -> None:
-        """A new snapshot: record histories, reshape if the structure changed, refresh visible cells.
+        """A new snapshot: record histories, reshape if the structure changed, refresh visible cells."""
+        for _ in self.update_steps(snapshot):
+            pass
+
+    def update_steps(self, snapshot: DirectorSnapshot) -> Iterator[float]:
+        """``update_from`` in steps of a few ms each at 11,000 rows; each step yields how long the caller should
+        let the loop run before the next (``await asyncio.sleep(pause)`` in the tick's worker): 0 to serve what
+        is waiting, a frame (``FRAME``) after a band of rows on screen was updated, so that the screen draws it
+        on its own. A key is then served within one step, and a full screen of new figures is drawn band by
+        band (``SYNC_BAND`` rows), not in one go.
 
         Runs every tick over thousands of servers: the per-server work is kept to reading two attributes
-        (the keys, to detect a new structure, and the bytes/s for the history); the rest is per visible row."""
+        (the keys, to detect a new structure, and the bytes/s for the history); the rest is per visible row.
+        Between steps the table shows the new figures in the previous order; a sort or filter changed by a key
+        meanwhile orders the rows itself, and the order computed here for the old one is dropped."""
         self.snapshot = snapshot
         servers = snapshot.virtual_servers
         structure = tuple([(vs.key, tuple([rs.key for rs in vs.real_servers])) for vs in servers])
@@ -236,9 +269,24 @@ class VsTable(DataTable[Any]):
         self._history.push(self._history_index, bps)
         if reshaped:
             self.rebuild()
-        elif self.sort_key in ("health", "weight", "active", "inact", "cps", "bps"):
-            self._reorder(self._sorted(self._filtered()))
-        self.sync_visible()
+            self.sync_visible()
+            return
+        moved = False
+        if self.sort_key in LIVE_SORT_KEYS and time.monotonic() - self.sorted_at >= RESORT_EVERY:
+            arrangement = self._arrangement()
+            yield 0.0
+            order: list[RowRef] = []
+            for _ in self._sorting(self._filtered(), order):
+                yield 0.0
+            yield 0.0
+            if self.snapshot is snapshot and self._arrangement() == arrangement:
+                moved = self._reorder(order, repaint=False)
+                self.sorted_at = time.monotonic()
+        yield from self._syncing(repaint=moved)
+
+    def _arrangement(self) -> tuple[Any, ...]:
+        """What the order of the rows depends on besides the figures."""
+        return (self.sort_key, self.reverse, self.filter_text, self._structure)
 
     def drains_finished(self) -> list[tuple[VirtualServerView, RealServerView]]:
         """Drained servers whose active connections just reached 0 (each reported once)."""
@@ -307,8 +355,15 @@ class VsTable(DataTable[Any]):
         return group
 
     def _sorted(self, groups: list[tuple[VirtualServerView, list[RealServerView]]]) -> list[RowRef]:
-        # runs every tick when sorted by a live figure: a few operations per row, all of them in C but the loop
         rows: list[RowRef] = []
+        for _ in self._sorting(groups, rows):
+            pass
+        return rows
+
+    def _sorting(self, groups: list[tuple[VirtualServerView, list[RealServerView]]],
+                 rows: list[RowRef]) -> Iterator[None]:
+        """Fill ``rows`` with the table's order, yielding every ``SORT_STEP`` virtual servers (``update_steps``)."""
+        # runs every tick when sorted by a live figure: a few operations per row, all of them in C but the loop
         group_refs = self._group_refs
         if self.sort_key == "name":
             ordered = list(reversed(groups)) if self.reverse else groups
@@ -316,15 +371,16 @@ class VsTable(DataTable[Any]):
                 vs_ref, rs_refs = group_refs(vs)
                 rows.append(vs_ref)
                 rows.extend([rs_refs[rs.key] for rs in (reversed(rss) if self.reverse else rss)])
-            return rows
+            return
         # numbers: largest first (health: worst first); "reverse" flips that
         flip = (self.sort_key != "health") != self.reverse
         vs_value, rs_value = self._keys()
-        for vs, rss in sorted(groups, key=lambda g: vs_value(g[0]), reverse=flip):
+        for done, (vs, rss) in enumerate(sorted(groups, key=lambda g: vs_value(g[0]), reverse=flip), 1):
             vs_ref, rs_refs = group_refs(vs)
             rows.append(vs_ref)
             rows.extend([rs_refs[rs.key] for rs in sorted(rss, key=rs_value, reverse=flip)])
-        return rows
+            if not done % SORT_STEP:
+                yield
 
     def set_filter(self, text: str) -> None:
         if text == self.filter_text:
@@ -341,6 +397,7 @@ class VsTable(DataTable[Any]):
         self.reverse = reverse
         if self.snapshot is not None:
             self._reorder(self._sorted(self._filtered()))
+            self.sorted_at = time.monotonic()
             self.sync_visible()
         self.post_message(self.SortChanged(key, reverse))
 
@@ -350,6 +407,7 @@ class VsTable(DataTable[Any]):
             return
         keep = self.selected()
         order = self._sorted(self._filtered())
+        self.sorted_at = time.monotonic()
         self.rebuilds += 1
         self.clear(columns=False)
         self._row_keys.clear()
@@ -365,9 +423,11 @@ class VsTable(DataTable[Any]):
         self._order = order
         self._restore(keep)
 
-    def _reorder(self, order: list[RowRef]) -> None:
+    def _reorder(self, order: list[RowRef], repaint: bool = True) -> bool:
+        """Show the rows in ``order``; whether they were moved in place (without ``repaint``, the caller then
+        repaints the rows on screen: ``_syncing``)."""
         if order == self._order:
-            return
+            return False
         keep = self.selected()
         locations = getattr(self, "_row_locations", None)
         # Unfiltered, the rows are every server of the structure, whatever the order. Filtered, the rows that
@@ -376,21 +436,26 @@ class VsTable(DataTable[Any]):
                 or (self.filter_text and {id(ref) for ref in order} != {id(ref) for ref in self._order})):
             self._order = order
             self.rebuild()
-            return
+            return False
         # Reorder in place (what DataTable.sort does), without recreating rows.
         from textual._two_way_dict import TwoWayDict
 
-        row_keys = [self._row_keys[ref.key] for ref in order]
+        row_keys = self._row_keys
         locations = TwoWayDict.__new__(TwoWayDict)  # both directions at once: its __init__ would hash each key again
-        locations._forward = dict(zip(row_keys, range(len(row_keys)), strict=True))
-        locations._reverse = dict(enumerate(row_keys))
+        # Keyed by the keys' strings, which a RowKey finds (it hashes and compares as its string): hashing 11,000
+        # RowKeys is a Python call each, a string's hash is cached. Nothing iterates this map but remove_row,
+        # which this table never calls (a new structure is a rebuild).
+        keys = list(map(_REF_KEY, order))
+        locations._forward = dict(zip(keys, range(len(keys)), strict=True))
+        locations._reverse = dict(enumerate(map(row_keys.__getitem__, keys)))
         self._row_locations = locations
-        row_objects = self._row_objects
-        self._ordered_rows = (locations, len(self.rows), [row_objects[ref.key] for ref in order])
+        self._ordered_rows = (locations, len(self.rows), None)  # made when asked for (page keys, a click)
         self._update_count += 1
         self._order = order
-        self.refresh()
+        if repaint:
+            self.refresh()
         self._restore(keep)
+        return True
 
     def _restore(self, keep: RowRef | None) -> None:
         if not self._order:
@@ -419,33 +484,58 @@ class VsTable(DataTable[Any]):
         if self.snapshot is None or not self._order:
             return
         start, end = self._visible_range()
-        for ref in self._order[start:end]:
-            self._sync_row(ref)
+        self._repaint_if(sum([self._sync_row(ref) for ref in self._order[start:end]]))
 
     def sync_all(self) -> None:
         """Every row, shown or not (tests and screenshots that read cells off screen)."""
-        for ref in self._order:
-            self._sync_row(ref)
+        self._repaint_if(sum([self._sync_row(ref) for ref in self._order]))
 
-    def _sync_row(self, ref: RowRef) -> None:
+    def _repaint_if(self, changed: int) -> None:
+        if changed:
+            # what update_cell does for each cell (count an update, repaint), once for all
+            self.cell_updates += changed
+            self._update_count += 1
+            self.refresh()
+
+    def _syncing(self, repaint: bool) -> Iterator[float]:
+        """``sync_visible`` band by band, each band repainted on its own (its rows only), a frame apart; with
+        ``repaint`` every row on screen is repainted (the rows moved), otherwise those whose cells changed."""
+        if self.snapshot is None or not self._order:
+            return
+        start, end = self._visible_range()
+        for band in range(start, end, SYNC_BAND):
+            dirty = []
+            for index in range(band, min(end, band + SYNC_BAND)):
+                changed = self._sync_row(self._order[index])
+                self.cell_updates += changed
+                if changed or repaint:
+                    dirty.append(index)
+            if dirty:
+                self._update_count += 1  # DataTable's line caches
+                for index in dirty:
+                    self.refresh_row(index)
+                yield FRAME
+
+    def _sync_row(self, ref: RowRef) -> int:
+        """Put the row's new cells in (only those whose values changed); how many it changed."""
         key = ref.key
         old = self._shown.get(key)
         cells: list[Any]
         if ref.rs is None:
             vs = self._vs.get(ref.vs)
             if vs is None:
-                return
+                return 0
             signature: tuple[Any, ...] = self._vs_signature(vs)
             if old == signature:
-                return
+                return 0
             cells = self._vs_cells(vs)
         else:
             rs = self._rs_view(ref.vs, ref.rs)
             if rs is None:
-                return
+                return 0
             signature = self._rs_signature(ref, rs)
             if old == signature:
-                return
+                return 0
             cells = self._rs_cells(ref, rs)
         row = self._data[self._row_keys[key]]
         changed = 0
@@ -454,11 +544,7 @@ class VsTable(DataTable[Any]):
                 row[column_key] = cell
                 changed += 1
         self._shown[key] = signature
-        if changed:
-            # what update_cell does for each cell (count an update, repaint), once for the row
-            self.cell_updates += changed
-            self._update_count += 1
-            self.refresh()
+        return changed
 
     # DataTable keys its render caches on one counter that every update_cell bumps, so one changed cell would
     # re-render every cell on screen, and finding a line's row would rebuild a list of every line of the table.
@@ -480,24 +566,34 @@ class VsTable(DataTable[Any]):
         cached = self._cell_lines.get(cache_key)
         if cached is not None and cached[0] is value:
             return cached[1]
-        # A new value: if a cell of the same shape was rendered at this place, swap the characters in
-        # (cell_template.py); the place is part of the key because the styles carry the row and column index.
+        # A new value: if a cell of the same shape was rendered in this column, swap the characters in and mark
+        # the segments with this place (cell_template.py): after a sort moved every row on screen, or a scroll,
+        # the cells are re-rendered without going through Rich.
         shape = text_shape(value) if isinstance(value, Text) else None
         if shape is None or not isinstance(value, Text):
             lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         else:
             plain = value.plain
-            template_key = (shape, *cache_key[1:])
+            template_key = (shape, column_key, base_style, width, cursor, hover, self._show_hover_cursor,
+                            self._pseudo_class_state)
             template = self._templates.get(template_key)
             if template is not None:
-                lines = template.fill(plain)
+                lines = template.fill(plain, self._place(row_index, column_index))
             else:
                 lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-                made = LineTemplate.of(lines, plain)
+                made = LineTemplate.of(lines, plain, place={"row": row_index, "column": column_index})
                 if made is not None:
                     self._templates[template_key] = made
         self._cell_lines[cache_key] = (value, lines)
         return lines
+
+    def _place(self, row_index: int, column_index: int) -> Style:
+        """The meta DataTable gives a cell's segments (its place, for the mouse), one object per place."""
+        place = self._places.get((row_index, column_index))
+        if place is None:
+            place = self._places[(row_index, column_index)] = Style.from_meta({"row": row_index,
+                                                                                "column": column_index})
+        return place
 
     def _clear_caches(self) -> None:
         super()._clear_caches()
@@ -530,10 +626,42 @@ class VsTable(DataTable[Any]):
         locations = self._row_locations
         cached = self._ordered_rows
         if cached is not None and cached[0] is locations and cached[1] == len(self.rows):
-            return cached[2]
-        rows = super().ordered_rows
+            if cached[2] is not None:
+                return cached[2]
+            rows = list(map(self._row_objects.__getitem__, map(_REF_KEY, self._order)))  # what _reorder installed
+        else:
+            rows = super().ordered_rows
         self._ordered_rows = (locations, len(self.rows), rows)
         return rows
+
+    # DataTable finds a row's y by adding the heights of every row above it (the cursor's row, twice a key):
+    # every row here is one line high.
+
+    def _get_row_region(self, row_index: int) -> Region:
+        if not self.is_valid_row_index(row_index):
+            return Region(0, 0, 0, 0)
+        width = sum(column.get_render_width(self) for column in self.columns.values()) + self._row_label_column_width
+        return Region(0, self._row_y(row_index), max(self.size.width, width), 1)
+
+    def _get_cell_region(self, coordinate: Coordinate) -> Region:
+        if not self.is_valid_coordinate(coordinate):
+            return Region(0, 0, 0, 0)
+        row_index, column_index = coordinate
+        x = sum(column.get_render_width(self) for column in self.ordered_columns[:column_index])
+        column_key = self._column_locations.get_key(column_index)
+        assert column_key is not None  # a valid coordinate
+        width = self.columns[column_key].get_render_width(self)
+        return Region(x + self._row_label_column_width, self._row_y(row_index), width, 1)
+
+    def _get_fixed_offset(self) -> Spacing:
+        # DataTable's adds the heights of the fixed rows (none here) out of the list of every row, each cursor move
+        if self.fixed_rows:
+            return super()._get_fixed_offset()
+        left = sum(column.get_render_width(self) for column in self.ordered_columns[:self.fixed_columns])
+        return Spacing(self._row_y(0), 0, 0, left + self._row_label_column_width)
+
+    def _row_y(self, row_index: int) -> int:
+        return row_index + (self.header_height if self.show_header else 0)
 
     def _spark(self, key: str) -> str:
         return sparkline(self._history.series(key), SPARK_WIDTH)
@@ -729,8 +857,13 @@ class VsPanel(Vertical):
         yield Static("", id="vs-empty", classes="empty-note")
 
     def update_from(self, snapshot: DirectorSnapshot) -> None:
+        for _ in self.update_steps(snapshot):
+            pass
+
+    def update_steps(self, snapshot: DirectorSnapshot) -> Iterator[float]:
+        """``update_from`` in steps (``VsTable.update_steps``)."""
         table = self.table
-        table.update_from(snapshot)
+        yield from table.update_steps(snapshot)
         empty = self.query_one("#vs-empty", Static)
         if not snapshot.virtual_servers:
             empty.update("no virtual_server in this configuration")
@@ -748,7 +881,10 @@ class VsPanel(Vertical):
         n_vs = len(snap.virtual_servers) if snap else 0
         n_rs = sum(len(vs.real_servers) for vs in snap.virtual_servers) if snap else 0
         arrow = "↑" if (table.reverse != (table.sort_key in ("health", "name"))) else "↓"
-        parts = [f"{n_vs} VS, {n_rs} RS", f"sort {table.sort_key}{arrow}"]
+        sort = f"sort {table.sort_key}{arrow}"
+        if table.sort_key in LIVE_SORT_KEYS:  # re-sorted every RESORT_EVERY s, not every tick: say how old it is
+            sort += f" ({max(0, int(time.monotonic() - table.sorted_at))} s ago)"
+        parts = [f"{n_vs} VS, {n_rs} RS", sort]
         if table.filter_text:
             parts.append(f"filter '{table.filter_text}': {table.row_count} rows")
         if self.refresh_note:
