@@ -16,7 +16,7 @@ DEB_PACKAGES := keepalived ipvsadm iproute2 tmux tcpdump tshark gcc libc6-dev li
 # The kernel tier: tests/kernel, plus host-tier tests that also need modules this host lacks (marked kernel).
 KERNEL_TESTS := tests/kernel tests/netns/test_realserver.py
 
-.PHONY: demo test venv deps-system lint unit kernel bench clean
+.PHONY: demo test venv deps-system lint unit fuzz kernel bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ lint: venv
 
 unit: venv
 	$(PY) -m pytest tests/unit -q
+
+# The slowest property tests with their full example counts (`make test` runs a share of them: tests/unit/_fuzz.py).
+fuzz: venv
+	LVSCONSOLE_FUZZ=1 $(PY) -m pytest tests/unit/test_config_roundtrip.py tests/unit/test_config_fuzz.py \
+		tests/unit/test_lexer.py tests/unit/test_config_incremental.py -q -p no:cacheprovider --durations=10
 
 # Host tiers first (unit, netns, tui), then one QEMU boot for the kernel tier. Locally, a kernel tier
 # that cannot boot (guest.sh exit 3: prerequisites missing) is reported and skipped; under CI it fails.

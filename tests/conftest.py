@@ -6,8 +6,10 @@ nothing may skip: a missing prerequisite fails the run instead of hiding a tier.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,3 +57,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(f"CI must run every tier, but {missing} ({len(tier_items)} tests)")
         for item in tier_items:
             item.add_marker(pytest.mark.skip(reason=missing))
+
+
+@pytest.fixture(autouse=True)
+def _gc_unfrozen_after_each_test() -> Iterator[None]:
+    """Give back what a test froze: the console's engine link freezes the heap (tui/link.py) for a process that
+    lives as long as its engine, but in the test process the frozen Textual apps would pile up, never be
+    collected, and make gc.get_freeze_count() (a walk of the permanent generation) ever slower."""
+    yield
+    if gc.get_freeze_count():
+        gc.unfreeze()

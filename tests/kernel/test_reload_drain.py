@@ -1,25 +1,20 @@
 """Reload drain against the real kernel: a long-lived TCP connection through the VIP to rs1 survives the
 reload that removes rs1; rs1 stays in the kernel's table at weight 0 meanwhile (new connections go to rs2)
 and is deleted once the client closes. The whole Director runs, over the kernel IPVS backend of a
-director namespace; the reload goes through the command language like an operator's.
-
-    client eth0 10.20.0.2 ──── eth0 10.20.0.1 + VIP 10.20.0.100   director (kd-dir), NAT
-                               eth1 192.168.61.1 ──── eth0 192.168.61.11   rs1 (kd-rs1)
-                               eth2 192.168.62.1 ──── eth0 192.168.62.12   rs2 (kd-rs2)
+director namespace; the reload goes through the command language like an operator's. The drain lab of
+_drainlab.py (client → NAT director → two echo real servers), in namespaces ``kd-*``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import re
 import socket
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _netns import NetnsWorker, ip_batch, ns_exec, run
+from _drainlab import RS_ADDR, RS_PORT, VIP, Topology, ask, config_text, connect, drain_lab, wait_until
+from _netns import NetnsWorker
 
 from lvsconsole.engine.bus import EventBus
 from lvsconsole.engine.director import Director
@@ -30,140 +25,18 @@ from lvsconsole.ipvs.kernel import KernelBackend
 
 pytestmark = pytest.mark.kernel
 
-P = "kd-"
-CLIENT, DIRECTOR, RS1, RS2 = (P + n for n in ("client", "dir", "rs1", "rs2"))
-NAMESPACES = (CLIENT, DIRECTOR, RS1, RS2)
-VIP = "10.20.0.100"
-RS_ADDR = {"rs1": "192.168.61.11", "rs2": "192.168.62.12"}
-RS_PORT = 8080
-
-CONFIG = """
-global_defs {{
-    drain_timeout 300
-}}
-virtual_server {vip} 80 {{
-    lb_algo rr
-    lb_kind NAT
-    protocol TCP
-{servers}}}
-"""
-
-
-def config_text(names: list[str]) -> str:
-    servers = "".join(f"    real_server {RS_ADDR[n]} {RS_PORT} {{\n        weight 1\n    }}\n" for n in names)
-    return CONFIG.format(vip=VIP, servers=servers)
-
-
-def _cleanup() -> None:
-    existing = run(["ip", "netns", "list"], check=False)
-    for ns in NAMESPACES:
-        if re.search(rf"^{re.escape(ns)}\b", existing, re.M):
-            run(["ip", "netns", "del", ns], check=False)
-
-
-def build_topology() -> None:
-    _cleanup()
-    ip_batch([f"netns add {ns}" for ns in NAMESPACES] + [
-        f"link add name eth0 netns {CLIENT} type veth peer name eth0 netns {DIRECTOR}",
-        f"link add name eth1 netns {DIRECTOR} type veth peer name eth0 netns {RS1}",
-        f"link add name eth2 netns {DIRECTOR} type veth peer name eth0 netns {RS2}",
-    ])
-    ip_batch(["link set lo up", "addr add 10.20.0.2/24 dev eth0", "link set eth0 up"], CLIENT)
-    ip_batch(["link set lo up", "addr add 10.20.0.1/24 dev eth0", f"addr add {VIP}/32 dev eth0",
-              "addr add 192.168.61.1/24 dev eth1", "addr add 192.168.62.1/24 dev eth2",
-              "link set eth0 up", "link set eth1 up", "link set eth2 up"], DIRECTOR)
-    for name, ns, gateway in (("rs1", RS1, "192.168.61.1"), ("rs2", RS2, "192.168.62.1")):
-        ip_batch(["link set lo up", f"addr add {RS_ADDR[name]}/24 dev eth0", "link set eth0 up",
-                  f"route add default via {gateway}"], ns)
-    ns_exec(DIRECTOR, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
-
-
-class EchoServer:
-    """Answers every message of every connection with ``name:message``, until the client closes."""
-
-    def __init__(self, worker: NetnsWorker, name: str) -> None:
-        self.name = name.encode()
-        self._sock: socket.socket = worker.call(self._listen)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._accept, name=f"echo-{name}", daemon=True)
-        self._thread.start()
-
-    @staticmethod
-    def _listen() -> socket.socket:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("0.0.0.0", RS_PORT))
-        sock.listen(64)
-        sock.settimeout(0.2)
-        return sock
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-            threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
-
-    def _echo(self, conn: socket.socket) -> None:
-        with contextlib.suppress(OSError), conn:
-            conn.settimeout(120)
-            while data := conn.recv(256):
-                conn.sendall(self.name + b":" + data)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._sock.close()
-
-
-def connect() -> socket.socket:
-    """A TCP connection to the VIP (call inside the client's namespace; the socket keeps it for life)."""
-    return socket.create_connection((VIP, 80), timeout=30)
-
-
-def ask(sock: socket.socket, message: str) -> str:
-    sock.sendall(message.encode())
-    return sock.recv(256).decode()
+LAB = Topology("kd-")
+DIRECTOR = LAB.director
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[NetnsWorker]:
-    build_topology()
-    worker = NetnsWorker(CLIENT)
-    servers = [EchoServer(NetnsWorker(ns), name) for name, ns in (("rs1", RS1), ("rs2", RS2))]
-    try:
+    with drain_lab(LAB) as worker:
         yield worker
-    finally:
-        for server in servers:
-            server.close()
-        worker.close()
-        _cleanup()
-
-
-def rs_lines(listing: str) -> dict[str, tuple[int, int]]:
-    """``ipvsadm -Ln`` → {real server address: (weight, ActiveConn)}."""
-    out = {}
-    for match in re.finditer(r"^\s+->\s+([\d.]+):\d+\s+\w+\s+(\d+)\s+(\d+)\s+\d+", listing, re.M):
-        out[match.group(1)] = (int(match.group(2)), int(match.group(3)))
-    return out
 
 
 def kernel_dests() -> dict[str, tuple[int, int]]:
-    return rs_lines(ns_exec(DIRECTOR, "ipvsadm", "-Ln"))
-
-
-async def wait_until(what: str, condition: Callable[[], bool], timeout: float = 60) -> None:
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.2)
-
-    try:
-        await asyncio.wait_for(poll(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"timed out after {timeout:g} s waiting for {what}") from None
+    return LAB.kernel_dests()
 
 
 def test_long_lived_connection_survives_the_reload_that_removes_its_server(client: NetnsWorker,
