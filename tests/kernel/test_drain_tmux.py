@@ -44,7 +44,7 @@ pytestmark = [pytest.mark.kernel,
               pytest.mark.timeout(900)]
 
 ROOT = Path(__file__).resolve().parents[2]
-LAB = Topology("kt-")
+LAB = Topology("km-")
 HELD = 50
 CLOSE_BATCH = 5
 """Connections the client ends together; the next batch waits until the screen shows the count left."""
