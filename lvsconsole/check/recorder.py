@@ -135,28 +135,34 @@ class ProbeRing:
         self._codes = bytearray()
         self._reasons: list[str] = []
         self._details: list[str] = []
-        self._next = 0
-        """Where the next probe goes once the ring is full (the oldest slot)."""
+        self._next = -1
+        """Where the next probe goes once the ring is full (the oldest slot); -1 until it is full."""
 
     def __len__(self) -> int:
         return len(self._codes)
 
     def add(self, finished: float, latency: float, code: str, reason: str = "", detail: str = "") -> None:
-        index = _CODE_INDEX[code]
-        if len(self._codes) < self.capacity:
+        self.add_index(finished, latency, _CODE_INDEX[code], reason, detail)
+
+    def add_index(self, finished: float, latency: float, index: int, reason: str, detail: str) -> None:
+        """:meth:`add` with the code as its index in :data:`REASON_CODES` (the recorder's per-check call)."""
+        slot = self._next
+        if slot < 0:  # still filling up
             self._times.append(finished)
             self._latencies.append(latency)
             self._codes.append(index)
             self._reasons.append(reason)
             self._details.append(detail)
+            if len(self._codes) == self.capacity:
+                self._next = 0
             return
-        slot = self._next
         self._times[slot] = finished
         self._latencies[slot] = latency
         self._codes[slot] = index
         self._reasons[slot] = reason
         self._details[slot] = detail
-        self._next = (slot + 1) % self.capacity
+        slot += 1
+        self._next = slot if slot < self.capacity else 0
 
     def _order(self) -> Iterable[int]:
         size = len(self._codes)
@@ -179,7 +185,7 @@ class ProbeRing:
         self._codes = bytearray()
         self._reasons.clear()
         self._details.clear()
-        self._next = 0
+        self._next = -1
 
 
 # ---------------------------------------------------------------------------------------------- summaries
@@ -289,12 +295,12 @@ class CheckRecorder:
         return len(self._rings)
 
     def record(self, record: CheckRecord) -> None:
-        ring = self._rings.get(record.ref)
+        ref, outcome, _, started, finished, _ = record
+        ring = self._rings.get(ref)
         if ring is None:
-            ring = self._rings[record.ref] = ProbeRing(self.capacity)
-        outcome = record.outcome
-        code = "ok" if outcome.ok else reason_code(outcome)
-        ring.add(record.finished, record.finished - record.started, code, outcome.reason, outcome.detail)
+            ring = self._rings[ref] = ProbeRing(self.capacity)
+        index = 0 if outcome.ok else _CODE_INDEX[reason_code(outcome)]
+        ring.add_index(finished, finished - started, index, outcome.reason, outcome.detail)
 
     def ring(self, ref: CheckerRef) -> ProbeRing | None:
         return self._rings.get(ref)

@@ -41,6 +41,7 @@ probes but different timing (delay_loop, retry, rise, …) are not grouped: each
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 import logging
@@ -119,6 +120,11 @@ class CheckRecord(NamedTuple):
         return self.finished - self.started
 
 
+_new_record = functools.partial(tuple.__new__, CheckRecord)
+"""``_new_record((ref, outcome, scheduled, started, finished, primary))``: a CheckRecord without the Python-level
+``__new__`` a NamedTuple class generates (one frame fewer per check)."""
+
+
 @dataclass(slots=True)
 class RunnerStats:
     checks: int = 0
@@ -164,6 +170,8 @@ class _Group:
 
     timeout: float = 0.0
     """The checker's ``timeout`` (read once per check, so kept here rather than asked for each time)."""
+    late: float | None = None
+    """The lateness of the probe's last start (None: it has not run yet)."""
 
     def __post_init__(self) -> None:
         self.begin = getattr(self.checker, "begin_check", None)
@@ -237,7 +245,7 @@ class CheckRunner:
         self._stopping = False
         self.stats = RunnerStats()
         self._count_shared()
-        self.last_lateness: dict[CheckerRef, float] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._paused: set[CheckerRef] = set()
         self._parked: list[_Group] = []
         """Groups taken off the schedule because every ref they feed is paused."""
@@ -248,7 +256,7 @@ class CheckRunner:
         """Start the policy and the dispatcher on the running loop."""
         if self._dispatcher is not None:
             raise RuntimeError("CheckRunner already started")
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._swept = math.floor(loop.time() / WATCHDOG_TICK)
         actions = self._policy.start(loop.time())
         for group in self._groups:
@@ -291,7 +299,6 @@ class CheckRunner:
         touched: dict[_Group, None] = {}
         for ref in removed:
             self._checkers.pop(ref, None)
-            self.last_lateness.pop(ref, None)
             if ref not in added:
                 self._paused.discard(ref)
             group = self._group_of.pop(ref, None)
@@ -330,6 +337,12 @@ class CheckRunner:
     def stalled_refs(self) -> list[CheckerRef]:
         """Every ref whose check is stalled now: ``is_stalled`` of all of them, in one pass over the stalls."""
         return [ref for group in self._stall.stalled() for ref in group.refs]
+
+    @property
+    def last_lateness(self) -> dict[CheckerRef, float]:
+        """How late each ref's last check started (refs that have not been checked yet are missing). Built on
+        demand: the lateness is kept on the probe, not in a dictionary written at every check."""
+        return {ref: group.late for ref, group in self._group_of.items() if group.late is not None}
 
     def sharing(self, ref: CheckerRef) -> int:
         """How many refs the probe behind ``ref`` feeds (1: not shared; 0: ``ref`` has no checker)."""
@@ -484,10 +497,15 @@ class CheckRunner:
             return  # cancelled (by the watchdog or stop) after the checker had already queued its answer
         group.pending = None
         del self._flying[group]
-        self._check_over()
+        stats = self.stats  # _check_over(), inline: this runs once per check
+        stats.in_flight -= 1
+        slot = self._slot
+        if slot is not None and not slot.done():
+            slot.set_result(None)
         refs = group.refs
         if len(refs) == 1 and not self._paused:  # _complete()'s common case, without its extra call
-            finished = asyncio.get_running_loop().time()
+            loop = self._loop
+            finished = (loop if loop is not None else asyncio.get_running_loop()).time()
             self._complete_one(group, refs[0], group.scheduled, group.started, finished, outcome)
         else:
             self._complete(group, group.scheduled, group.started, outcome)
@@ -588,7 +606,7 @@ class CheckRunner:
                 CheckRecord(ref, outcome, scheduled, started, finished, primary=i == 0) for i, ref in enumerate(refs)
             ]
         if records:
-            self._account(records)
+            self._account(group, records)
         if self._stopping:
             return
         # Quick and on time (give or take our own lag): keep the check's phase.
@@ -616,7 +634,7 @@ class CheckRunner:
     ) -> None:
         """:meth:`_complete` for a probe that feeds one ref, not paused: the ten-thousand-a-second case, in one
         pass (one record, the policy's next due time from the same call that records the outcome)."""
-        record = CheckRecord(ref, outcome, scheduled, started, finished)
+        record = _new_record((ref, outcome, scheduled, started, finished, True))
         late = started - scheduled if started > scheduled else 0.0  # _account() for one record, inline
         stats = self.stats
         stats.checks += 1
@@ -624,7 +642,7 @@ class CheckRunner:
         stats.total_lateness += late
         if late > stats.max_lateness:
             stats.max_lateness = late
-        self.last_lateness[ref] = late
+        group.late = late
         if self._stopping:
             return
         if finished - scheduled <= self._phase_slack:
@@ -638,9 +656,10 @@ class CheckRunner:
                 self._on_record(record)
             except Exception:
                 _log.exception("check record callback failed")
-        self._deliver(actions)
+        if actions:  # (a steady success has none: no call)
+            self._deliver(actions)
 
-    def _account(self, records: Sequence[CheckRecord]) -> None:
+    def _account(self, group: _Group, records: Sequence[CheckRecord]) -> None:
         late = records[0].lateness
         s = self.stats
         s.checks += 1
@@ -648,8 +667,7 @@ class CheckRunner:
         s.total_lateness += late
         if late > s.max_lateness:
             s.max_lateness = late
-        for record in records:
-            self.last_lateness[record.ref] = late
+        group.late = late
 
     def _deliver(self, actions: Sequence[Action]) -> None:
         if actions:

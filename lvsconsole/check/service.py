@@ -544,11 +544,14 @@ class CheckService:
             return []
 
     def _on_record(self, record: CheckRecord) -> None:
-        ref = record.ref
+        # Once per check: no property or method calls beyond the listeners', no lookup that can be skipped.
+        ref, _, scheduled, started, _, primary = record
         self._records[ref] = record
-        self._rs_snapshots.pop(ref.rs, None)  # _stale(), inline: this runs once per check
-        if record.primary:  # a shared probe's lateness counts once
-            self._lateness.append(record.lateness)
+        cached = self._rs_snapshots
+        if cached:  # _stale(), inline (nothing to drop until a snapshot has been taken)
+            cached.pop(ref.rs, None)
+        if primary:  # a shared probe's lateness counts once
+            self._lateness.append(started - scheduled if started > scheduled else 0.0)
         for listener in self._record_listeners:
             listener(record)
 
