@@ -523,15 +523,7 @@ class VrrpMachine:
         """
         if self._state is not State.MASTER:
             return []
-        actions = self._release_addresses()
-        self.counters.release_master += 1
-        self._preempt_time = None
-        self._master_adver_int = self._adver_int
-        self._deadline = now + self.master_down_interval
-        self._takeover_reason = "master down timer expired"
-        actions.append(self._transition(State.BACKUP, reason, now))
-        actions += self._end_split_brain(None, reason)
-        return actions
+        return self._step_down(now, reason, resign=False)
 
     # -- reload -------------------------------------------------------------------------------------
 
@@ -599,14 +591,7 @@ class VrrpMachine:
         """
         if self._state is not State.MASTER:
             return []
-        actions: list[Action] = [self._advert(PRIO_STOP)]
-        actions += self._release_addresses()
-        self.counters.release_master += 1
-        self._preempt_time = None
-        self._deadline = now + self.master_down_interval
-        self._takeover_reason = "master down timer expired"
-        actions.append(self._transition(State.BACKUP, reason, now))
-        actions += self._end_split_brain(None, reason)
+        actions = self._step_down(now, reason, resign=True)
         self._hold = True
         return actions
 
@@ -617,12 +602,17 @@ class VrrpMachine:
         deleted. Not MASTER: nothing happens."""
         if self._state is not State.MASTER:
             return []
-        actions: list[Action] = [self._advert(PRIO_STOP)]
+        return self._step_down(now, reason, resign=True, down_after=self.skew_time)
+
+    def _step_down(self, now: float, reason: str, *, resign: bool, down_after: float | None = None) -> list[Action]:
+        """MASTER → BACKUP: a priority-0 advert if ``resign``, the addresses released, the down timer set to
+        ``down_after`` (default one Master_Down_Interval at our own advert interval)."""
+        actions: list[Action] = [self._advert(PRIO_STOP)] if resign else []
         actions += self._release_addresses()
         self.counters.release_master += 1
         self._preempt_time = None
         self._master_adver_int = self._adver_int
-        self._deadline = now + self.skew_time
+        self._deadline = now + (self.master_down_interval if down_after is None else down_after)
         self._takeover_reason = "master down timer expired"
         actions.append(self._transition(State.BACKUP, reason, now))
         actions += self._end_split_brain(None, reason)
