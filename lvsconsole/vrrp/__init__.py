@@ -7,6 +7,7 @@ the current time, and return adverts and actions. The adapters do the I/O:
 - transport.py   raw IP sockets (protocol 112), one per (interface, family), shared by VRID
 - timer.py       a timerfd-based one-shot timer on the event loop (microsecond wake-ups)
 - rtnl.py        the synchronous rtnetlink request channel addresses, routes and rules change over
+- rtnl_watch.py  one rtnetlink multicast subscription (links for tracking, deletions for netwatch.py)
 - addresses.py   VIPs over rtnetlink (requests encoded by pyroute2), gratuitous ARP / unsolicited NA
 - vmac.py        use_vmac / use_vmac_addr: the macvlans with the virtual MAC and keepalived's sysctls
 - routes.py      virtual_routes / virtual_rules: parsing (sans-IO) and rtnetlink requests while MASTER

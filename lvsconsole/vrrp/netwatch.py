@@ -7,14 +7,13 @@ kernel sent them. The decision what a deletion means is the callback's (pure, in
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import socket
 from collections.abc import Callable
 from typing import Any
 
 from lvsconsole.vrrp.owned import Gone, address_gone, route_gone, rule_gone
+from lvsconsole.vrrp.rtnl_watch import RtnlSubscription
 
 log = logging.getLogger("lvsconsole.vrrp")
 
@@ -43,11 +42,9 @@ class DeletionWatch:
 
     def __init__(self, on_gone: Callable[[Gone], None]) -> None:
         self._on_gone = on_gone
-        self._ipr: Any = None
-        self._task: asyncio.Task[None] | None = None
+        self._deletions = RtnlSubscription("vrrp deletion watch", self._on_message)
 
     async def start(self) -> None:
-        from pyroute2 import AsyncIPRoute
         from pyroute2.netlink.rtnl import (
             RTMGRP_IPV4_IFADDR,
             RTMGRP_IPV4_ROUTE,
@@ -57,29 +54,18 @@ class DeletionWatch:
             RTMGRP_IPV6_RULE,
         )
 
-        self._ipr = AsyncIPRoute()
-        await self._ipr.bind(groups=RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE
-                             | RTMGRP_IPV4_RULE | RTMGRP_IPV6_RULE)
-        self._task = asyncio.create_task(self._watch(), name="vrrp deletion watch")
+        await self._deletions.open(RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE
+                                   | RTMGRP_IPV4_RULE | RTMGRP_IPV6_RULE)
+        self._deletions.follow()
 
-    async def _watch(self) -> None:
-        assert self._ipr is not None
-        while True:
-            async for msg in self._ipr.get():
-                try:
-                    gone = decode(msg)
-                except (KeyError, ValueError, TypeError) as exc:  # a message we cannot read must not stop the watch
-                    log.debug("ignoring an unreadable netlink message: %s", exc)
-                    continue
-                if gone is not None:
-                    self._on_gone(gone)
+    def _on_message(self, msg: Any) -> None:
+        try:
+            gone = decode(msg)
+        except (KeyError, ValueError, TypeError) as exc:  # a message we cannot read must not stop the watch
+            log.debug("ignoring an unreadable netlink message: %s", exc)
+            return
+        if gone is not None:
+            self._on_gone(gone)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
-        if self._ipr is not None:
-            self._ipr.close()
-            self._ipr = None
+        await self._deletions.close()

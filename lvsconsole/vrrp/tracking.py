@@ -39,6 +39,7 @@ from lvsconsole.scripts.run import ScriptResult as RunResult
 from lvsconsole.scripts.run import run_script as run_any_script
 from lvsconsole.scripts.vet import configured_user
 from lvsconsole.vrrp.params import TrackKind, TrackSpec
+from lvsconsole.vrrp.rtnl_watch import RtnlSubscription
 
 log = logging.getLogger("lvsconsole.vrrp")
 
@@ -381,48 +382,36 @@ class LinkMonitor:
     def __init__(self, on_change: Callable[[str, bool], None]) -> None:
         self._on_change = on_change
         self.state: dict[str, bool] = {}
-        self._ipr: Any = None
-        self._task: asyncio.Task[None] | None = None
+        self._links = RtnlSubscription("vrrp link monitor", self._on_message)
 
     async def start(self) -> None:
         from pyroute2 import AsyncIPRoute
         from pyroute2.netlink.rtnl import RTMGRP_LINK
 
-        self._ipr = AsyncIPRoute()
-        await self._ipr.bind(groups=RTMGRP_LINK)
+        await self._links.open(RTMGRP_LINK)
         async with AsyncIPRoute() as dump:
             async for link in await dump.link("dump"):
                 name = link.get("ifname")
                 if name:
                     self.state[name] = link_up(link["flags"])
-        self._task = asyncio.create_task(self._watch(), name="vrrp link monitor")
+        self._links.follow()
 
     def is_up(self, name: str) -> bool:
         return self.state.get(name, False)
 
-    async def _watch(self) -> None:
-        assert self._ipr is not None
-        while True:
-            async for msg in self._ipr.get():
-                event = msg.get("event")
-                name = msg.get("ifname")
-                if not name or event not in ("RTM_NEWLINK", "RTM_DELLINK"):
-                    continue
-                up = event == "RTM_NEWLINK" and link_up(msg["flags"])
-                if self.state.get(name) != up:
-                    self.state[name] = up
-                    log.info("Netlink reports %s %s", name, "UP" if up else "DOWN")
-                    self._on_change(name, up)
+    def _on_message(self, msg: Any) -> None:
+        event = msg.get("event")
+        name = msg.get("ifname")
+        if not name or event not in ("RTM_NEWLINK", "RTM_DELLINK"):
+            return
+        up = event == "RTM_NEWLINK" and link_up(msg["flags"])
+        if self.state.get(name) != up:
+            self.state[name] = up
+            log.info("Netlink reports %s %s", name, "UP" if up else "DOWN")
+            self._on_change(name, up)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
-        if self._ipr is not None:
-            self._ipr.close()
-            self._ipr = None
+        await self._links.close()
 
 
 # -------------------------------------------------------------------------------------------- track files
