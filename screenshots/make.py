@@ -325,7 +325,10 @@ def to_png(svgs: list[Path]) -> list[Path]:
     pngs = []
     for svg in svgs:
         png = svg.with_suffix(".png")
-        subprocess.run([tool, "-w", "1600", "-o", str(png), str(svg)], check=True)
+        # librsvg drops the leading no-break spaces of a text element (a browser keeps them): a run of cells in
+        # one style, numbers padded on the left, would shift left. xml:space="preserve" keeps them.
+        text = svg.read_text(encoding="utf-8").replace("<svg ", '<svg xml:space="preserve" ', 1)
+        subprocess.run([tool, "-w", "1600", "-o", str(png)], input=text.encode(), check=True)
         pngs.append(png)
     return pngs
 

@@ -19,8 +19,7 @@ SIZE = (160, 48)
 
 
 def health_text(app: LvsConsoleApp, row_key: str) -> str:
-    cell = app.vs_table.get_cell(row_key, "health")
-    return str(getattr(cell, "plain", cell))
+    return app.vs_table.cell(row_key, "health").plain
 
 
 async def drift_behind_the_back(the_lab: Lab) -> None:

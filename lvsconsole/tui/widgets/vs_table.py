@@ -1,12 +1,13 @@
 """The virtual-server panel: the ipvsadm tree (VS rows, their real servers below), live.
 
-Built for thousands of rows: the table's rows are created once per structure (a reload that adds or removes
-servers, a new filter) and every tick only touches cells that changed *and are on screen*; rows scrolled into
-view are brought up to date as they appear. Sorting reorders rows in place and keeps the cursor on the same
-server; an order by a live figure is renewed by the tick every ``RESORT_EVERY`` seconds (the title says how old
-it is). A tick's work is done in steps with the loop running between them (``update_steps``), the rows on screen
-repainted band by band, so that keys are served while 11,000 rows are refreshed. Histories (the sparkline of
-the last minute) are kept per server whatever is shown.
+Built for thousands of rows: the table is a list of row references in display order, and only the rows on
+screen are ever drawn (a line-API widget: Textual asks for the lines in view, nothing exists for the others).
+Each row's line is made once per change of what it shows (its signature: the figures, health, sparkline) and
+kept; the tick compares the signatures of the rows on screen and repaints those that changed. Sorting or
+filtering rebuilds the list of references, and the cursor stays on the same server; an order by a live figure
+is renewed by the tick every ``RESORT_EVERY`` seconds (the title says how old it is). A tick's work is done in
+steps with the loop running between them (``update_steps``), so that keys are served while 11,000 rows are
+refreshed. Histories (the sparkline of the last minute) are kept per server whatever is shown.
 """
 
 from __future__ import annotations
@@ -15,27 +16,27 @@ import operator
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
+from rich.cells import cell_len, set_cell_size
+from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.cache import LRUCache
 from textual.containers import Vertical
-from textual.coordinate import Coordinate
-from textual.geometry import Region, Spacing
+from textual.geometry import Region, Size
 from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 from textual.timer import Timer
-from textual.widgets import DataTable, Input, Static
-from textual.widgets.data_table import ColumnKey, Row, RowKey
+from textual.widgets import Input, Static
 
 from lvsconsole.engine.director_api import DirectorSnapshot, RealServerView, VirtualServerView
 from lvsconsole.engine.drift import DriftView, drifted_rows
 from lvsconsole.tui import bindings
-from lvsconsole.tui.cell_template import LineTemplate, text_shape
 from lvsconsole.tui.format import HEALTH_STYLES, scaled, sparkline
 from lvsconsole.tui.series import SeriesRing
 from lvsconsole.tui.themes import DEFAULT_PALETTE, Palette
@@ -56,9 +57,8 @@ by the operator, a filter or a new structure orders at once; the panel's title s
 SORT_STEP = 250
 """Virtual servers sorted between two pauses of a tick's re-sort (a few ms)."""
 SYNC_BAND = 8
-"""Rows on screen updated and repainted together in a tick (about 10 ms of rendering)."""
-FRAME = 1 / 50
-"""Pause after a band, long enough for the screen to draw it (Textual draws up to 60 times a second)."""
+"""Rows on screen brought up to date between two pauses of a tick (a few ms: a changed row's line is made
+through Rich, an unchanged row is one comparison)."""
 _HEALTH_ORDER = {"down": 0, "inhibited": 1, "draining": 2, "disabled": 3, "up": 4}
 
 
@@ -84,8 +84,34 @@ COLUMNS: tuple[Column, ...] = (
     Column("trend", "BYTES/S, 1 MIN", SPARK_WIDTH + 2),
 )
 _COLUMN_KEYS = tuple(c.key for c in COLUMNS)
-_COLUMN_KEY_OBJECTS = tuple(ColumnKey(key) for key in _COLUMN_KEYS)
-_REF_KEY = operator.attrgetter("key")
+CELL_PADDING = 1
+TABLE_WIDTH = sum(c.width + 2 * CELL_PADDING for c in COLUMNS)
+
+
+_SPACE = Segment(" ")
+
+
+def _fit_plain(text: str, width: int, right: bool) -> str:
+    """``_fit`` for a string: cut with an ellipsis, or padded on the left (``right``) or the right."""
+    length = cell_len(text)
+    if length > width:
+        text = set_cell_size(text, width - 1) + "…"
+        length = width
+    return " " * (width - length) + text if right else text + " " * (width - length)
+
+
+def _fit(text: Text, width: int, right: bool) -> Text:
+    """``text`` cut (with an ellipsis) or padded to ``width`` cells, on the right or the left; changes ``text``,
+    which is made for the one line."""
+    if text.cell_len > width:
+        text.truncate(width, overflow="ellipsis")
+    pad = width - text.cell_len
+    if pad > 0:
+        if right or text.justify == "right":
+            text.pad_left(pad)
+        else:
+            text.pad_right(pad)
+    return text
 
 
 class RowRef:
@@ -117,9 +143,80 @@ def _rs_haystack(rs: RealServerView) -> str:
     return f"{rs.label} {rs.key} {rs.forward} {rs.health}".lower()
 
 
-class VsTable(DataTable[Any]):
-    """The tree as a DataTable; see the module docstring for how it stays cheap."""
+def render_row(cells: list[Any], console: Console) -> list[Segment]:
+    """A row's segments: each cell padded to its column, one space either side. Most cells are one string in
+    one style and become one segment here (what Rich makes of them, in a tenth of the time); a cell of several
+    styles goes through Rich."""
+    out: list[Segment] = []
+    for column, cell in zip(COLUMNS, cells, strict=True):
+        out.append(_SPACE)
+        if isinstance(cell, Text) and cell.spans:
+            out.extend(_fit(cell, column.width, column.right).render(console, end=""))
+        else:
+            text, style = (cell.plain, cell.style) if isinstance(cell, Text) else (str(cell), "")
+            right = column.right or (isinstance(cell, Text) and cell.justify == "right")
+            out.append(Segment(_fit_plain(text, column.width, right),
+                               style if isinstance(style, Style) else console.get_style(style) if style else None))
+        out.append(_SPACE)
+    return out
 
+
+class _Line:
+    """A row's line as last made: what it showed (its signature), its segments (cells padded, palette styles),
+    the snapshot it was last checked against, and the styled strip last drawn from it with the look it had."""
+
+    __slots__ = ("look", "seen", "segments", "signature", "strip")
+
+    def __init__(self, signature: tuple[Any, ...], segments: list[Segment], seen: int) -> None:
+        self.signature = signature
+        self.segments = segments
+        self.seen = seen
+        self.strip: Strip | None = None
+        self.look: tuple[int, _LineStyles] | None = None
+
+
+class _LineStyles(NamedTuple):
+    """The styles of one screen update: the widget's, the header's, the cursor's (under and over the cells')
+    and the hover's."""
+
+    base: Style
+    header: Style
+    cursor: Style
+    cursor_over: Style
+    hover: Style
+
+
+class VsTable(ScrollView, can_focus=True):
+    """The tree as a line-based table; see the module docstring for how it stays cheap."""
+
+    DEFAULT_CSS = """
+    VsTable {
+        background: $surface;
+        color: $foreground;
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .vs-table--cursor {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+        }
+        & > .vs-table--header {
+            text-style: bold;
+            background: $panel;
+            color: $foreground-muted;
+        }
+        & > .vs-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        & > .vs-table--hover {
+            background: $block-hover-background;
+        }
+    }
+    """
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"vs-table--header", "vs-table--cursor", "vs-table--hover"}
     BINDINGS: ClassVar[list[BindingType]] = [*bindings.NAV_TABLE, *bindings.VS]
 
     class RsAction(Message):
@@ -153,12 +250,7 @@ class VsTable(DataTable[Any]):
             self.reverse = reverse
 
     def __init__(self, **kwargs: Any) -> None:
-        # render caches (see ``_render_cell``), set first: DataTable's constructor already reads the rows
-        self._ordered_rows: tuple[object, int, list[Row] | None] | None = None
-        self._cell_lines: LRUCache[tuple[Any, ...], tuple[object, list[list[Segment]]]] = LRUCache(4096)
-        self._templates: LRUCache[tuple[Any, ...], LineTemplate] = LRUCache(16384)
-        self._places: LRUCache[tuple[int, int], Style] = LRUCache(4096)
-        super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
+        super().__init__(**kwargs)
         self.palette = DEFAULT_PALETTE
         self.snapshot: DirectorSnapshot | None = None
         self.sort_key: SortKey = "name"
@@ -171,12 +263,18 @@ class VsTable(DataTable[Any]):
         self._rs_at: dict[tuple[str, str], int] = {}
         """Where each real server sits in its virtual server's ``real_servers`` (fixed by the structure)."""
         self._order: list[RowRef] = []
-        self._row_keys: dict[str, RowKey] = {}
-        self._row_objects: dict[str, Row] = {}
-        self._refs: dict[str, RowRef] = {}
+        self._index: dict[str, int] = {}
+        """Row key → its position in ``_order``."""
         self._ref_cache: dict[tuple[str, str | None], RowRef] = {}
         self._groups: dict[str, tuple[RowRef, dict[str, RowRef]]] = {}
-        self._shown: dict[str, tuple[Any, ...]] = {}
+        self._lines: dict[str, _Line] = {}
+        self._generation = 0
+        """Counts snapshots and orders: a line last checked in an older one is checked again when drawn."""
+        self._pass_styles: _LineStyles | None = None
+        self._header: tuple[tuple[Any, ...], list[Segment]] | None = None
+        self._cursor = 0
+        self._hover: int | None = None
+        """The row under the mouse (highlighted until a key moves the cursor)."""
         self._history = SeriesRing(HISTORY)
         self._history_index: dict[str, int] = {}
         """Row key → position in a history sample (the snapshot's order: each VS, then its real servers)."""
@@ -185,21 +283,22 @@ class VsTable(DataTable[Any]):
         """Drift items by (vs key, rs key): those rows are highlighted."""
         self.rebuilds = 0
         self.cell_updates = 0
-
-    def on_mount(self) -> None:
-        for col in COLUMNS:
-            self.add_column(col.label, width=col.width, key=col.key)
+        self.virtual_size = Size(TABLE_WIDTH, 1)
 
     # ------------------------------------------------------------------------------ model
 
+    @property
+    def row_count(self) -> int:
+        return len(self._order)
+
+    @property
+    def cursor_row(self) -> int:
+        return self._cursor
+
     def selected(self) -> RowRef | None:
-        if not self.row_count:
+        if not self._order:
             return None
-        try:
-            row_key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
-        except Exception:
-            return None
-        return self._refs.get(str(row_key.value))
+        return self._order[min(self._cursor, len(self._order) - 1)]
 
     def selected_pair(self) -> tuple[VirtualServerView | None, RealServerView | None]:
         ref = self.selected()
@@ -218,35 +317,58 @@ class VsTable(DataTable[Any]):
 
     def select(self, vs_key: str, rs_key: str | None = None) -> bool:
         """Move the cursor to a server's row (if shown)."""
-        row_key = self._row_keys.get(self._ref(vs_key, rs_key).key)
-        if row_key is None:
+        index = self._index.get(self._ref(vs_key, rs_key).key)
+        if index is None:
             return False
-        self.move_cursor(row=self.get_row_index(row_key), animate=False)
+        self.move_cursor(row=index)
         return True
 
     def visible_refs(self) -> list[RowRef]:
         """Rows in table order (what is shown, after the filter)."""
         return list(self._order)
 
+    def cell(self, row_key: str, column: str) -> Text:
+        """What a row shows in a column (any row, on screen or not), e.g. ``cell("vs|…", "health")``."""
+        ref = self._refs_by_key().get(row_key)
+        content = self._content(ref) if ref is not None else None
+        if content is None:
+            raise KeyError(row_key)
+        value = content[1][_COLUMN_KEYS.index(column)]
+        return value if isinstance(value, Text) else Text(str(value))
+
+    def _refs_by_key(self) -> dict[str, RowRef]:
+        return {ref.key: ref for ref in self._order}
+
     def update_from(self, snapshot: DirectorSnapshot) -> None:
-        """A new snapshot: record histories, reshape if the structure changed, refresh visible cells."""
+        """A new snapshot: record histories, reshape if the structure changed, refresh visible rows."""
         for _ in self.update_steps(snapshot):
             pass
 
     def update_steps(self, snapshot: DirectorSnapshot) -> Iterator[float]:
         """``update_from`` in steps of a few ms each at 11,000 rows; each step yields how long the caller should
-        let the loop run before the next (``await asyncio.sleep(pause)`` in the tick's worker): 0 to serve what
-        is waiting, a frame (``FRAME``) after a band of rows on screen was updated, so that the screen draws it
-        on its own. A key is then served within one step, and a full screen of new figures is drawn band by
-        band (``SYNC_BAND`` rows), not in one go.
+        let the loop run before the next (``await asyncio.sleep(pause)`` in the tick's worker), so that a key
+        typed meanwhile waits for one step, not for the whole refresh.
 
         Runs every tick over thousands of servers: the per-server work is kept to reading two attributes
-        (the keys, to detect a new structure, and the bytes/s for the history); the rest is per visible row.
+        (the keys, to detect a new structure, and the bytes/s for the history); the rest is per row on screen.
         Between steps the table shows the new figures in the previous order; a sort or filter changed by a key
         meanwhile orders the rows itself, and the order computed here for the old one is dropped."""
-        self.snapshot = snapshot
         servers = snapshot.virtual_servers
-        structure = tuple([(vs.key, tuple([rs.key for rs in vs.real_servers])) for vs in servers])
+        # the shape and the history samples, SORT_STEP virtual servers at a time (10 ms for 11,000 servers);
+        # the table keeps showing the previous snapshot until they are read
+        parts: list[tuple[str, tuple[str, ...]]] = []
+        bps: list[int] = []
+        for start in range(0, len(servers), SORT_STEP):
+            chunk = servers[start:start + SORT_STEP]
+            parts.extend([(vs.key, tuple([rs.key for rs in vs.real_servers])) for vs in chunk])
+            for vs in chunk:
+                bps.append(vs.bps)
+                bps.extend([rs.bps for rs in vs.real_servers])
+            if len(servers) > SORT_STEP:
+                yield 0.0
+        structure = tuple(parts)
+        self.snapshot = snapshot
+        self._generation += 1
         self._vs = {vs.key: vs for vs in servers}
         self._drift = drifted_rows(snapshot.drift)
         reshaped = structure != self._structure
@@ -262,14 +384,9 @@ class VsTable(DataTable[Any]):
                 for rs_key in rss:
                     index[f"rs|{vs_key}|{rs_key}"] = len(index)
             self._history_index = index
-        bps: list[int] = []
-        for vs in servers:
-            bps.append(vs.bps)
-            bps.extend([rs.bps for rs in vs.real_servers])
         self._history.push(self._history_index, bps)
         if reshaped:
             self.rebuild()
-            self.sync_visible()
             return
         moved = False
         if self.sort_key in LIVE_SORT_KEYS and time.monotonic() - self.sorted_at >= RESORT_EVERY:
@@ -280,7 +397,7 @@ class VsTable(DataTable[Any]):
                 yield 0.0
             yield 0.0
             if self.snapshot is snapshot and self._arrangement() == arrangement:
-                moved = self._reorder(order, repaint=False)
+                moved = self._show(order)
                 self.sorted_at = time.monotonic()
         yield from self._syncing(repaint=moved)
 
@@ -388,7 +505,6 @@ class VsTable(DataTable[Any]):
         self.filter_text = text
         if self.snapshot is not None:
             self.rebuild()
-            self.sync_visible()
 
     def set_sort(self, key: SortKey, reverse: bool | None = None) -> None:
         if reverse is None:
@@ -396,279 +512,251 @@ class VsTable(DataTable[Any]):
         self.sort_key = key
         self.reverse = reverse
         if self.snapshot is not None:
-            self._reorder(self._sorted(self._filtered()))
+            self._show(self._sorted(self._filtered()))
             self.sorted_at = time.monotonic()
-            self.sync_visible()
+        self.refresh_lines(0)  # the header marks the sorted column
         self.post_message(self.SortChanged(key, reverse))
 
     def rebuild(self) -> None:
-        """Recreate the rows (structure or filter changed); cells are filled lazily by ``sync_visible``."""
+        """Order the rows afresh (structure or filter changed); each row is drawn when it is on screen."""
         if self.snapshot is None:
             return
-        keep = self.selected()
-        order = self._sorted(self._filtered())
-        self.sorted_at = time.monotonic()
         self.rebuilds += 1
-        self.clear(columns=False)
-        self._row_keys.clear()
-        self._row_objects.clear()
-        self._refs.clear()
-        self._shown.clear()
-        blank = [""] * len(COLUMNS)
-        for ref in order:
-            key = ref.key
-            row_key = self._row_keys[key] = self.add_row(*blank, key=key)
-            self._row_objects[key] = self.rows[row_key]
-            self._refs[key] = ref
-        self._order = order
-        self._restore(keep)
+        self._lines.clear()
+        self._show(self._sorted(self._filtered()), force=True)
+        self.sorted_at = time.monotonic()
 
-    def _reorder(self, order: list[RowRef], repaint: bool = True) -> bool:
-        """Show the rows in ``order``; whether they were moved in place (without ``repaint``, the caller then
-        repaints the rows on screen: ``_syncing``)."""
-        if order == self._order:
+    def _show(self, order: list[RowRef], force: bool = False) -> bool:
+        """Show the rows in ``order``, the cursor staying on its server; whether anything moved."""
+        if order == self._order and not force:
             return False
         keep = self.selected()
-        locations = getattr(self, "_row_locations", None)
-        # Unfiltered, the rows are every server of the structure, whatever the order. Filtered, the rows that
-        # match can change with the figures: compared by identity (one object per row and structure).
-        if (locations is None or len(order) != len(self._order)
-                or (self.filter_text and {id(ref) for ref in order} != {id(ref) for ref in self._order})):
-            self._order = order
-            self.rebuild()
-            return False
-        # Reorder in place (what DataTable.sort does), without recreating rows.
-        from textual._two_way_dict import TwoWayDict
-
-        row_keys = self._row_keys
-        locations = TwoWayDict.__new__(TwoWayDict)  # both directions at once: its __init__ would hash each key again
-        # Keyed by the keys' strings, which a RowKey finds (it hashes and compares as its string): hashing 11,000
-        # RowKeys is a Python call each, a string's hash is cached. Nothing iterates this map but remove_row,
-        # which this table never calls (a new structure is a rebuild).
-        keys = list(map(_REF_KEY, order))
-        locations._forward = dict(zip(keys, range(len(keys)), strict=True))
-        locations._reverse = dict(enumerate(map(row_keys.__getitem__, keys)))
-        self._row_locations = locations
-        self._ordered_rows = (locations, len(self.rows), None)  # made when asked for (page keys, a click)
-        self._update_count += 1
         self._order = order
-        if repaint:
-            self.refresh()
-        self._restore(keep)
+        self._generation += 1  # a real server's branch (├─ or └─) depends on the order
+        self._index = {ref.key: i for i, ref in enumerate(order)}
+        if self.virtual_size.height != len(order) + 1:
+            self.virtual_size = Size(TABLE_WIDTH, len(order) + 1)
+        cursor = self._index.get(keep.key) if keep is not None else None
+        self._cursor = min(self._cursor if cursor is None else cursor, max(0, len(order) - 1))
+        self._hover = None
+        self.refresh()
         return True
 
-    def _restore(self, keep: RowRef | None) -> None:
-        if not self._order:
-            return
-        if keep is not None and keep.key in self._row_keys:
-            index = self.get_row_index(self._row_keys[keep.key])
-            if index != self.cursor_row:
-                self.move_cursor(row=index, animate=False, scroll=False)
-
-    # ------------------------------------------------------------------------------ cells
-
-    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
-        super().watch_scroll_y(old_value, new_value)
-        self.call_after_refresh(self.sync_visible)
-
-    def on_resize(self) -> None:
-        self.call_after_refresh(self.sync_visible)
+    # ------------------------------------------------------------------------------ rows on screen
 
     def _visible_range(self) -> tuple[int, int]:
         top = int(self.scroll_y)
-        height = self.size.height if self.size.height > 1 else 100  # not laid out yet: a screenful or two
-        return max(0, top - 2), min(len(self._order), top + height + 2)
-
-    def sync_visible(self) -> None:
-        """Bring the cells of rows on screen up to date (only those whose values changed)."""
-        if self.snapshot is None or not self._order:
-            return
-        start, end = self._visible_range()
-        self._repaint_if(sum([self._sync_row(ref) for ref in self._order[start:end]]))
-
-    def sync_all(self) -> None:
-        """Every row, shown or not (tests and screenshots that read cells off screen)."""
-        self._repaint_if(sum([self._sync_row(ref) for ref in self._order]))
-
-    def _repaint_if(self, changed: int) -> None:
-        if changed:
-            # what update_cell does for each cell (count an update, repaint), once for all
-            self.cell_updates += changed
-            self._update_count += 1
-            self.refresh()
+        height = self.size.height - 1 if self.size.height > 1 else 100  # not laid out yet: a screenful or two
+        return max(0, top), min(len(self._order), top + height)
 
     def _syncing(self, repaint: bool) -> Iterator[float]:
-        """``sync_visible`` band by band, each band repainted on its own (its rows only), a frame apart; with
-        ``repaint`` every row on screen is repainted (the rows moved), otherwise those whose cells changed."""
+        """The rows on screen brought up to date, ``SYNC_BAND`` at a time with the loop running between bands:
+        each changed row's line is made here and the row repainted (with ``repaint``, every row on screen: the
+        rows moved), so that drawing the screen only copies lines."""
         if self.snapshot is None or not self._order:
             return
         start, end = self._visible_range()
         for band in range(start, end, SYNC_BAND):
-            dirty = []
             for index in range(band, min(end, band + SYNC_BAND)):
-                changed = self._sync_row(self._order[index])
-                self.cell_updates += changed
-                if changed or repaint:
-                    dirty.append(index)
-            if dirty:
-                self._update_count += 1  # DataTable's line caches
-                for index in dirty:
-                    self.refresh_row(index)
-                yield FRAME
+                if self._fresh(self._order[index])[1] and not repaint:
+                    self.refresh_lines(index + 1)
+            yield 0.0
+        if repaint:
+            self.refresh()
 
-    def _sync_row(self, ref: RowRef) -> int:
-        """Put the row's new cells in (only those whose values changed); how many it changed."""
-        key = ref.key
-        old = self._shown.get(key)
-        cells: list[Any]
+    def sync_visible(self) -> None:
+        """Bring the rows on screen up to date now (``_syncing`` in one go)."""
+        for _ in self._syncing(repaint=False):
+            pass
+
+    def _content(self, ref: RowRef) -> tuple[tuple[Any, ...], list[Any]] | None:
+        """A row's signature and cells (None: its server is gone)."""
         if ref.rs is None:
             vs = self._vs.get(ref.vs)
-            if vs is None:
-                return 0
-            signature: tuple[Any, ...] = self._vs_signature(vs)
-            if old == signature:
-                return 0
-            cells = self._vs_cells(vs)
-        else:
-            rs = self._rs_view(ref.vs, ref.rs)
-            if rs is None:
-                return 0
-            signature = self._rs_signature(ref, rs)
-            if old == signature:
-                return 0
-            cells = self._rs_cells(ref, rs)
-        row = self._data[self._row_keys[key]]
-        changed = 0
-        for i, (column_key, cell) in enumerate(zip(_COLUMN_KEY_OBJECTS, cells, strict=True)):
-            if old is None or old[i] != signature[i]:
-                row[column_key] = cell
-                changed += 1
-        self._shown[key] = signature
-        return changed
+            return None if vs is None else (self._vs_signature(vs), self._vs_cells(vs))
+        rs = self._rs_view(ref.vs, ref.rs)
+        return None if rs is None else (self._rs_signature(ref, rs), self._rs_cells(ref, rs))
 
-    # DataTable keys its render caches on one counter that every update_cell bumps, so one changed cell would
-    # re-render every cell on screen, and finding a line's row would rebuild a list of every line of the table.
-    # Here every row is one line high and a cell's value is replaced, never mutated (``_sync_row``): a cell's
-    # rendering stays good while the same object sits in it, at the same row index, with the same styles.
+    def _signature(self, ref: RowRef) -> tuple[Any, ...] | None:
+        if ref.rs is None:
+            vs = self._vs.get(ref.vs)
+            return None if vs is None else self._vs_signature(vs)
+        rs = self._rs_view(ref.vs, ref.rs)
+        return None if rs is None else self._rs_signature(ref, rs)
 
-    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
-                     cursor: bool = False, hover: bool = False) -> list[list[Segment]]:
-        if row_index < 0 or column_index < 0:  # the header
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        row_key = self._row_locations.get_key(row_index)
-        column_key = self._column_locations.get_key(column_index)
-        row = self._data.get(row_key) if row_key is not None else None
-        if row is None or column_key is None:
-            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        value = row.get(column_key)
-        cache_key = (row_key, column_key, row_index, base_style, width, cursor, hover, self._show_hover_cursor,
-                     self._pseudo_class_state)
-        cached = self._cell_lines.get(cache_key)
-        if cached is not None and cached[0] is value:
-            return cached[1]
-        # A new value: if a cell of the same shape was rendered in this column, swap the characters in and mark
-        # the segments with this place (cell_template.py): after a sort moved every row on screen, or a scroll,
-        # the cells are re-rendered without going through Rich.
-        shape = text_shape(value) if isinstance(value, Text) else None
-        if shape is None or not isinstance(value, Text):
-            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        else:
-            plain = value.plain
-            template_key = (shape, column_key, base_style, width, cursor, hover, self._show_hover_cursor,
-                            self._pseudo_class_state)
-            template = self._templates.get(template_key)
-            if template is not None:
-                lines = template.fill(plain, self._place(row_index, column_index))
+    def _fresh(self, ref: RowRef) -> tuple[_Line | None, bool]:
+        """The row's line, made again if what the row shows changed (None: its server is gone), and whether it
+        was. A line checked against this snapshot (``_generation``) is taken as it is: drawing the screen after a
+        tick costs no signature for the rows the tick brought up to date."""
+        line = self._lines.get(ref.key)
+        if line is not None and line.seen == self._generation:
+            return line, False
+        signature = self._signature(ref)
+        if signature is None:
+            return None, False
+        if line is not None and line.signature == signature:
+            line.seen = self._generation
+            return line, False
+        content = self._content(ref)
+        assert content is not None
+        new = self._lines[ref.key] = _Line(signature, render_row(content[1], self.app.console), self._generation)
+        self.cell_updates += len(COLUMNS) if line is None else sum(
+            1 for before, now in zip(line.signature, signature, strict=True) if before != now)
+        return new, True
+
+    def _line_styles(self) -> _LineStyles:
+        # a widget's rich_style walks every ancestor's styles: once per screen update, not once per line
+        base = self.rich_style
+        cursor = self.get_component_rich_style("vs-table--cursor")
+        # the cursor's colours over every cell's (as DataTable does); the cells keep their text styles
+        return _LineStyles(base, base + self.get_component_rich_style("vs-table--header"),
+                           base + Style(bold=cursor.bold, italic=cursor.italic, underline=cursor.underline),
+                           Style(color=cursor.color, bgcolor=cursor.bgcolor),
+                           base + self.get_component_rich_style("vs-table--hover"))
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._pass_styles = self._line_styles()
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._pass_styles = None
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        styles = self._pass_styles or self._line_styles()
+        base = styles.base
+        if y == 0:
+            strip = Strip(Segment.apply_style(self._header_line(), styles.header), TABLE_WIDTH)
+            return strip.crop_extend(scroll_x, scroll_x + width, base)
+        index = scroll_y + y - 1
+        if not 0 <= index < len(self._order):
+            return Strip.blank(width, base)
+        line, _ = self._fresh(self._order[index])
+        if line is None:
+            return Strip.blank(width, base)
+        look = 1 if index == self._cursor else 2 if index == self._hover else 0
+        if line.strip is None or line.look != (look, styles):
+            if look == 1:
+                segments = Segment.apply_style(line.segments, styles.cursor, styles.cursor_over)
             else:
-                lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-                made = LineTemplate.of(lines, plain, place={"row": row_index, "column": column_index})
-                if made is not None:
-                    self._templates[template_key] = made
-        self._cell_lines[cache_key] = (value, lines)
-        return lines
+                segments = Segment.apply_style(line.segments, styles.hover if look == 2 else base)
+            line.strip = Strip(segments, TABLE_WIDTH)
+            line.look = (look, styles)
+        return line.strip.crop_extend(scroll_x, scroll_x + width, base)
 
-    def _place(self, row_index: int, column_index: int) -> Style:
-        """The meta DataTable gives a cell's segments (its place, for the mouse), one object per place."""
-        place = self._places.get((row_index, column_index))
-        if place is None:
-            place = self._places[(row_index, column_index)] = Style.from_meta({"row": row_index,
-                                                                                "column": column_index})
-        return place
+    def _header_line(self) -> list[Segment]:
+        signature = (self.sort_key, self.reverse)
+        if self._header is None or self._header[0] != signature:
+            arrow = "↑" if (self.reverse != (self.sort_key in ("health", "name"))) else "↓"
+            labels = [column.label + (arrow if column.sort == self.sort_key else "") for column in COLUMNS]
+            self._header = (signature, render_row(labels, self.app.console))
+        return self._header[1]
 
-    def _clear_caches(self) -> None:
-        super()._clear_caches()
-        self._cell_lines.clear()
-        self._templates.clear()
+    def repaint(self, palette: Palette) -> None:
+        """New colours (theme switch): every row is drawn again as it comes into view."""
+        self.palette = palette
+        self._lines.clear()
+        self.refresh()
 
-    def notify_style_update(self) -> None:
-        self._cell_lines.clear()
-        self._templates.clear()
-        super().notify_style_update()
+    # ------------------------------------------------------------------------------ cursor and mouse
 
-    def _get_offsets(self, y: int) -> tuple[RowKey, int]:
-        if self.show_header:
-            if y < self.header_height:
-                return self._header_row_key, y
-            y -= self.header_height
-        row_key = self._row_locations.get_key(y) if y >= 0 else None
-        if row_key is None:
-            raise LookupError(f"Y coord {y!r} is greater than total height")
-        return row_key, 0
+    def move_cursor(self, row: int, *, animate: bool = False, scroll: bool = True) -> None:
+        """Put the cursor on row ``row`` (clamped), scrolled into view."""
+        del animate  # the table scrolls at once
+        old = self._cursor
+        self._cursor = max(0, min(row, len(self._order) - 1))
+        if old != self._cursor:
+            self.refresh_lines(old + 1)
+            self.refresh_lines(self._cursor + 1)
+        if scroll:
+            self._scroll_to_cursor()
 
-    @property
-    def _total_row_height(self) -> int:
-        return len(self.rows)
+    def _scroll_to_cursor(self) -> None:
+        rows = max(1, self.scrollable_content_region.height - 1)
+        top = int(self.scroll_y)
+        if self._cursor < top:
+            self.scroll_to(y=self._cursor, animate=False, force=True)
+        elif self._cursor >= top + rows:
+            self.scroll_to(y=self._cursor - rows + 1, animate=False, force=True)
 
-    @property
-    def ordered_rows(self) -> list[Row]:
-        # DataTable rebuilds this list (every row) after each cell update, and reads it each time the cursor
-        # moves; the order only changes with a new location map (sort, reorder, clear, removal) or a new row.
-        locations = self._row_locations
-        cached = self._ordered_rows
-        if cached is not None and cached[0] is locations and cached[1] == len(self.rows):
-            if cached[2] is not None:
-                return cached[2]
-            rows = list(map(self._row_objects.__getitem__, map(_REF_KEY, self._order)))  # what _reorder installed
-        else:
-            rows = super().ordered_rows
-        self._ordered_rows = (locations, len(self.rows), rows)
-        return rows
+    def _page(self) -> int:
+        return max(1, self.scrollable_content_region.height - 1)
 
-    # DataTable finds a row's y by adding the heights of every row above it (the cursor's row, twice a key):
-    # every row here is one line high.
+    def _key_move(self, row: int) -> None:
+        if self._hover is not None:
+            self.refresh_lines(self._hover + 1)
+            self._hover = None
+        self.move_cursor(row=row)
 
-    def _get_row_region(self, row_index: int) -> Region:
-        if not self.is_valid_row_index(row_index):
-            return Region(0, 0, 0, 0)
-        width = sum(column.get_render_width(self) for column in self.columns.values()) + self._row_label_column_width
-        return Region(0, self._row_y(row_index), max(self.size.width, width), 1)
+    def action_cursor_down(self) -> None:
+        self._key_move(self._cursor + 1)
 
-    def _get_cell_region(self, coordinate: Coordinate) -> Region:
-        if not self.is_valid_coordinate(coordinate):
-            return Region(0, 0, 0, 0)
-        row_index, column_index = coordinate
-        x = sum(column.get_render_width(self) for column in self.ordered_columns[:column_index])
-        column_key = self._column_locations.get_key(column_index)
-        assert column_key is not None  # a valid coordinate
-        width = self.columns[column_key].get_render_width(self)
-        return Region(x + self._row_label_column_width, self._row_y(row_index), width, 1)
+    def action_cursor_up(self) -> None:
+        self._key_move(self._cursor - 1)
 
-    def _get_fixed_offset(self) -> Spacing:
-        # DataTable's adds the heights of the fixed rows (none here) out of the list of every row, each cursor move
-        if self.fixed_rows:
-            return super()._get_fixed_offset()
-        left = sum(column.get_render_width(self) for column in self.ordered_columns[:self.fixed_columns])
-        return Spacing(self._row_y(0), 0, 0, left + self._row_label_column_width)
+    def action_page_down(self) -> None:
+        self._key_move(self._cursor + self._page())
 
-    def _row_y(self, row_index: int) -> int:
-        return row_index + (self.header_height if self.show_header else 0)
+    def action_page_up(self) -> None:
+        self._key_move(self._cursor - self._page())
+
+    def action_scroll_top(self) -> None:
+        self._key_move(0)
+
+    def action_scroll_bottom(self) -> None:
+        self._key_move(len(self._order) - 1)
+
+    def _row_at(self, y: int) -> int | None:
+        """The row at the widget's line ``y`` (None: the header or below the last row)."""
+        index = int(self.scroll_y) + y - 1
+        return index if y > 0 and 0 <= index < len(self._order) else None
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        offset = event.get_content_offset(self)
+        row = self._row_at(offset.y) if offset is not None else None
+        if row != self._hover:
+            for old in (self._hover, row):
+                if old is not None:
+                    self.refresh_lines(old + 1)
+            self._hover = row
+
+    def on_leave(self, event: events.Leave) -> None:
+        if self._hover is not None:
+            self.refresh_lines(self._hover + 1)
+            self._hover = None
+
+    def on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        if offset.y == 0:  # a column's header sorts by it
+            x = offset.x + int(self.scroll_x)
+            for column in COLUMNS:
+                x -= column.width + 2
+                if x < 0:
+                    if column.sort is not None:
+                        self.set_sort(column.sort)
+                    return
+            return
+        row = self._row_at(offset.y)
+        if row is not None:
+            self.move_cursor(row=row)
+
+    def on_focus(self) -> None:
+        self.refresh_lines(self._cursor + 1)
+
+    def on_blur(self) -> None:
+        self.refresh_lines(self._cursor + 1)
+
+    # ------------------------------------------------------------------------------ cells
 
     def _spark(self, key: str) -> str:
         return sparkline(self._history.series(key), SPARK_WIDTH)
 
     def _vs_signature(self, vs: VirtualServerView) -> tuple[Any, ...]:
         up = sum(1 for r in vs.real_servers if r.health == "up")
-        # one entry per column (a cell is redrawn when its entry changes)
+        # one entry per column (a row is redrawn when one changes)
         return (vs.label, (vs.scheduler, vs.persistence_timeout), None, None,
                 (up, len(vs.real_servers), vs.quorum_up, self._drifted(vs.key)),
                 vs.active_conns, vs.inactive_conns, vs.cps, vs.bps, self._spark(f"vs|{vs.key}"))
@@ -676,8 +764,8 @@ class VsTable(DataTable[Any]):
     def _rs_signature(self, ref: RowRef, rs: RealServerView) -> tuple[Any, ...]:
         last = self._is_last(ref)
         return ((rs.label, last), rs.forward, (rs.weight, rs.weight_override), rs.config_weight,
-                (rs.health, rs.floor_kept, (ref.vs, rs.key) in self._drift), (rs.active_conns, rs.drained),
-                rs.inactive_conns, rs.cps, rs.bps, self._spark(ref.key))
+                (rs.health, rs.admin_state, rs.floor_kept, (ref.vs, rs.key) in self._drift),
+                (rs.active_conns, rs.drained), rs.inactive_conns, rs.cps, rs.bps, self._spark(ref.key))
 
     def _drifted(self, vs_key: str) -> bool:
         """Whether the kernel differs from intent anywhere in this virtual server."""
@@ -690,16 +778,11 @@ class VsTable(DataTable[Any]):
         return tuple(view["id"] for (vs, _), views in self._drift.items() if vs == ref.vs for view in views)
 
     def _is_last(self, ref: RowRef) -> bool:
-        vs = self._vs.get(ref.vs)
-        if vs is None or not vs.real_servers:
+        """Whether the row is the last of its virtual server's real servers as shown (└─ rather than ├─)."""
+        index = self._index.get(ref.key)
+        if index is None:
             return True
-        if self.sort_key == "name" and not self.filter_text:
-            index = -1 if not self.reverse else 0
-            return vs.real_servers[index].key == ref.rs
-        row_key = self._row_keys.get(ref.key)
-        if row_key is None:
-            return True
-        index = self.get_row_index(row_key) + 1
+        index += 1
         return index >= len(self._order) or self._order[index].rs is None
 
     def _vs_cells(self, vs: VirtualServerView) -> list[Any]:
@@ -740,12 +823,6 @@ class VsTable(DataTable[Any]):
                 Text(str(rs.config_weight), style=p.style("foreground-muted"), justify="right"), health,
                 active, _num(rs.inactive_conns), _num(rs.cps), _rate(rs.bps),
                 Text(" " + self._spark(ref.key), style=p.style("accent"))]
-
-    def repaint(self, palette: Palette) -> None:
-        """New colours (theme switch): every row is redrawn as it comes into view."""
-        self.palette = palette
-        self._shown.clear()
-        self.sync_visible()
 
     # ------------------------------------------------------------------------------ actions
 
@@ -808,13 +885,6 @@ class VsTable(DataTable[Any]):
 
     def action_sort_reverse(self) -> None:
         self.set_sort(self.sort_key, reverse=not self.reverse)
-
-    @on(DataTable.HeaderSelected)
-    def _header_sort(self, event: DataTable.HeaderSelected) -> None:
-        event.stop()
-        column = next((c for c in COLUMNS if c.key == str(event.column_key.value)), None)
-        if column is not None and column.sort is not None:
-            self.set_sort(column.sort)
 
 
 def _num(value: int) -> Text:
