@@ -35,6 +35,7 @@ from lvsconsole.engine.director_api import DirectorSnapshot, RealServerView, Vir
 from lvsconsole.engine.events import Event, ReloadApplied, VrrpTransition
 from lvsconsole.engine.guard import blast_radius
 from lvsconsole.tui import bindings, heap
+from lvsconsole.tui.keymap import rebinding
 from lvsconsole.tui.link import REPLAY, EmbeddedLink, EngineLink, find_pair, rs_command_target
 from lvsconsole.tui.palette import PROVIDERS, Action
 from lvsconsole.tui.screens.checks import ChecksScreen
@@ -93,7 +94,7 @@ class LvsConsoleApp(App[str]):
         for t in THEMES:
             self.register_theme(t)
         self.theme = theme or DARK.name
-        self.set_keymap(self.keymap)
+        self.set_keymap(rebinding(self.keymap))
         self.cell_palette = Palette.from_variables({})
         self.panel_errors: dict[str, str] = {}
         self.ticks = 0

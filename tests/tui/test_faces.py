@@ -20,7 +20,7 @@ from lvsconsole.engine.events import VrrpTransition
 from lvsconsole.tui import bindings
 from lvsconsole.tui.app import LvsConsoleApp
 from lvsconsole.tui.cli import main as tui_main
-from lvsconsole.tui.keymap import KeymapError, keymap_dir, load_keymap, parse_keymap
+from lvsconsole.tui.keymap import KeymapError, keymap_dir, load_keymap, parse_keymap, rebinding
 from lvsconsole.tui.link import RemoteLink
 from lvsconsole.tui.screens.confirm import ConfirmScreen
 from lvsconsole.tui.screens.help import HelpScreen
@@ -193,6 +193,22 @@ def test_bundled_keymaps_load_and_default_toml_matches_the_code() -> None:
     assert vim["nav.down"] == "j,down" and vim["vs.drain"] == "d"
     emacs = load_keymap("emacs", user_file=NO_USER)
     assert emacs["app.palette"] == "alt+x" and emacs["nav.up"] == "ctrl+p,up"
+
+
+def test_textual_is_given_only_the_keys_a_keymap_changes() -> None:
+    # Textual re-applies its keymap to every namespace on each key press: the default keymap costs nothing
+    assert rebinding(load_keymap(None, user_file=NO_USER)) == {}
+    vim = rebinding(load_keymap("vim", user_file=NO_USER))
+    assert vim["nav.down"] == "j,down" and "vs.drain" not in vim  # d stays d
+    assert rebinding({"vs.drain": "x", "vs.undrain": bindings.DEFAULT_KEYS["vs.undrain"]}) == {"vs.drain": "x"}
+    # an id bound in several places with different keys is always passed on (one keymap entry rebinds all)
+    declared: dict[str, set[str]] = {}
+    for binding in bindings.ALL:
+        assert binding.id is not None
+        declared.setdefault(binding.id, set()).add(binding.key)
+    for binding_id, keys in declared.items():
+        if len(keys) > 1:
+            assert binding_id in rebinding({binding_id: next(iter(keys))})
 
 
 def test_a_keymap_naming_an_unknown_id_is_an_error(tmp_path: Path) -> None:
