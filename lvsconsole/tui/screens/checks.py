@@ -9,7 +9,7 @@ control socket) shows exactly what an embedded one does.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from rich.console import Group, RenderableType
@@ -17,21 +17,15 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import BindingType
-from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Label, Static
+from textual.widgets import Static
 
 from lvsconsole.check.recorder import FAILED_MARK
 from lvsconsole.engine.commands import Result
 from lvsconsole.tui import bindings
-
-REFRESH = 1.0
-"""Seconds between refreshes (a check every delay_loop: a second is plenty)."""
+from lvsconsole.tui.screens.live import Fetch, LiveTextScreen, call_engine
 
 SHOWN = 20
 """Probes listed per checker (the sparkline shows the whole window)."""
-
-Fetch = Callable[[], Awaitable[Result]]
 
 
 def _ms(seconds: object) -> str:
@@ -78,41 +72,28 @@ def checker_panel(checker: Mapping[str, Any], shown: int = SHOWN) -> RenderableT
     return Group(title, summary, spark, Text(""), table)
 
 
-class ChecksScreen(ModalScreen[None]):
+class ChecksScreen(LiveTextScreen):
     BINDINGS: ClassVar[list[BindingType]] = [*bindings.CHECKS, *bindings.CLOSE]
 
-    DEFAULT_CSS = """
-    #checks-dialog {
-        width: 90%;
-        height: 85%;
-        border: thick $primary;
-        background: $surface;
-        padding: 1 2;
-    }
-    #checks-body {
-        height: 1fr;
-    }
-    #checks-status, #checks-hint {
-        color: $foreground-muted;
-    }
-    """
+    ID_PREFIX = "checks"
+    REFRESH = 1.0
+    """A check runs every delay_loop: a second is plenty."""
 
     def __init__(self, title: str, fetch: Fetch, run_now: Fetch) -> None:
-        super().__init__(classes="dialog")
+        super().__init__(fetch)
         self.title_text = title
-        self.fetch = fetch
         self.run_now = run_now
-        self.result: Result | None = None
         self.last_check: Result | None = None
 
-    def compose(self) -> ComposeResult:
-        with Vertical(id="checks-dialog"):
-            yield Label(f"Health checks of {self.title_text}", id="dialog-title")
-            with VerticalScroll(id="checks-body"):
-                yield Static("…", id="checks-text")
-            yield Static("", id="checks-status")
-            yield Static(f"{self._key('checks.now')} checks now · refreshed every second · Esc/q closes",
-                         id="checks-hint")
+    def heading(self) -> str:
+        return f"Health checks of {self.title_text}"
+
+    def hint(self) -> str:
+        return f"{self._key('checks.now')} checks now · {self.HINT}"
+
+    def compose_body(self) -> ComposeResult:
+        yield from super().compose_body()
+        yield Static("", id="checks-status", classes="live-muted")
 
     def _key(self, binding_id: str) -> str:
         keymap = getattr(self.app, "keymap", None)
@@ -121,38 +102,20 @@ class ChecksScreen(ModalScreen[None]):
             return keys.split(",")[0]
         return bindings.DEFAULT_KEYS.get(binding_id, "?")
 
-    async def on_mount(self) -> None:
-        await self.reload()
-        self.set_interval(REFRESH, self.reload)
+    def accept(self, result: Result) -> bool:
+        return super().accept(result) and isinstance(result.data, list)
 
-    async def reload(self) -> None:
-        try:
-            result = await self.fetch()
-        except Exception as exc:  # the engine went away: say so, keep the screen
-            result = Result(False, f"cannot reach the engine: {exc}")
-        self.result = result
-        if not self.is_attached:
-            return
-        body: RenderableType
-        if result.ok and isinstance(result.data, list):
-            panels = [checker_panel(c) for c in result.data if isinstance(c, Mapping)]
-            body = Group(*[part for panel in panels for part in (panel, Text(""))]) if panels else Text(
-                "no health checks on this real server", style="dim")
-        else:
-            body = Text(result.message, style="red", no_wrap=True)
-        self.query_one("#checks-text", Static).update(body)
+    def body(self, result: Result) -> RenderableType:
+        panels = [checker_panel(c) for c in result.data if isinstance(c, Mapping)]
+        if not panels:
+            return Text("no health checks on this real server", style="dim")
+        return Group(*[part for panel in panels for part in (panel, Text(""))])
 
     async def action_check_now(self) -> None:
         self.query_one("#checks-status", Static).update("checking…")
-        try:
-            result = await self.run_now()
-        except Exception as exc:
-            result = Result(False, f"cannot reach the engine: {exc}")
+        result = await call_engine(self.run_now)
         self.last_check = result
         if self.is_attached:
             self.query_one("#checks-status", Static).update(
                 Text(result.message, style="green" if result.ok else "red", no_wrap=True))
         await self.reload()
-
-    def action_close(self) -> None:
-        self.dismiss(None)

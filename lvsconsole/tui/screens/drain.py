@@ -7,28 +7,15 @@ command's JSON, so an attached console shows exactly what ``lvsconsole ctl --jso
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import Any
 
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.binding import BindingType
-from textual.containers import Vertical
-from textual.screen import ModalScreen
-from textual.widgets import DataTable, Label, Static
 
-from lvsconsole.engine.commands import Result
-from lvsconsole.tui import bindings
 from lvsconsole.tui.format import sparkline
+from lvsconsole.tui.screens.live import Fetch, LiveTableScreen
 
-REFRESH = 0.25
-"""Faster than the default 5 Hz sampling would need to look smooth; each refresh is one ``show drain``."""
 SPARK_WIDTH = 20
-COLUMNS = ("REAL SERVER", "VIRTUAL SERVER", "PHASE", "ACTIVE", "INACT", "PERSIST", "ACTIVE, LAST MINUTE", "FALL",
-           "ETA", "SAMPLES")
 PHASE_STYLES = {"draining": "yellow", "held": "cyan", "empty": "green", "removed": "green", "timed-out": "bold red"}
-
-Fetch = Callable[[], Awaitable[Result]]
 
 
 def _count(value: object) -> str:
@@ -75,7 +62,7 @@ def drain_row(row: dict[str, Any], spark_width: int = SPARK_WIDTH) -> list[objec
     ]
 
 
-def summary(rows: list[dict[str, Any]]) -> Text:
+def drain_summary(rows: list[dict[str, Any]]) -> Text:
     if not rows:
         return Text("no drain is watched: drain a real server (d) to watch its connections end", style="dim")
     live = [r for r in rows if r.get("phase") == "draining"]
@@ -88,72 +75,34 @@ def summary(rows: list[dict[str, Any]]) -> Text:
     return text
 
 
-class DrainScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = list(bindings.CLOSE)
+class DrainScreen(LiveTableScreen[list[dict[str, Any]]]):
+    ID_PREFIX = "drain"
+    HEADING = "Drains: connections of draining real servers, sampled from the IPVS table"
+    HINT = "ETA fitted to the fall of ActiveConn · Esc/q closes"
+    REFRESH = 0.25
+    """Faster than the default 5 Hz sampling would need to look smooth; each refresh is one ``show drain``."""
+    COLUMNS = ("REAL SERVER", "VIRTUAL SERVER", "PHASE", "ACTIVE", "INACT", "PERSIST", "ACTIVE, LAST MINUTE",
+               "FALL", "ETA", "SAMPLES")
 
-    DEFAULT_CSS = """
-    #drain-dialog {
-        width: 96%;
-        height: 90%;
-        border: thick $primary;
-        background: $surface;
-        padding: 1 2;
-    }
-    #drain-summary {
-        margin-bottom: 1;
-    }
-    #drain-table {
-        height: 1fr;
-    }
-    #drain-hint {
-        color: $foreground-muted;
-    }
-    """
+    def __init__(self, fetch: Fetch, *, refresh: float | None = None) -> None:
+        super().__init__(fetch, [], refresh=refresh)
 
-    def __init__(self, fetch: Fetch, *, refresh: float = REFRESH) -> None:
-        super().__init__(classes="dialog")
-        self.fetch = fetch
-        self.refresh_every = refresh
-        self.rows: list[dict[str, Any]] = []
-        self.error: str | None = None
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The watched servers of the last ``show drain``."""
+        return self.data
 
-    def compose(self) -> ComposeResult:
-        with Vertical(id="drain-dialog"):
-            yield Label("Drains: connections of draining real servers, sampled from the IPVS table",
-                        id="dialog-title")
-            yield Static("…", id="drain-summary")
-            yield DataTable(id="drain-table", cursor_type="row", zebra_stripes=True)
-            yield Static("ETA fitted to the fall of ActiveConn · Esc/q closes", id="drain-hint")
+    def parse(self, data: object) -> list[dict[str, Any]] | None:
+        return data if isinstance(data, list) else None
 
-    async def on_mount(self) -> None:
-        table = self.query_one("#drain-table", DataTable)
-        for label in COLUMNS:
-            table.add_column(label, key=label)
-        await self.reload()
-        self.set_interval(self.refresh_every, self.reload)
+    def records(self, data: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return data
 
-    async def reload(self) -> None:
-        try:
-            result = await self.fetch()
-        except Exception as exc:  # the engine went away: say so, keep the screen
-            result = Result(False, f"cannot reach the engine: {exc}")
-        if result.ok and isinstance(result.data, list):
-            self.rows, self.error = result.data, None
-        else:
-            self.error = result.message
-        if self.is_attached:
-            self._draw()
+    def row_key(self, record: dict[str, Any]) -> str:
+        return f"{record.get('vs')}|{record.get('rs')}"
 
-    def _draw(self) -> None:
-        head = self.query_one("#drain-summary", Static)
-        head.update(Text(self.error, style="red") if self.error is not None else summary(self.rows))
-        table = self.query_one("#drain-table", DataTable)
-        cursor = table.cursor_row
-        table.clear(columns=False)
-        for row in self.rows:
-            table.add_row(*drain_row(row), key=f"{row.get('vs')}|{row.get('rs')}")
-        if table.row_count:
-            table.move_cursor(row=min(cursor, table.row_count - 1))
+    def cells(self, record: dict[str, Any]) -> list[object]:
+        return drain_row(record)
 
-    def action_close(self) -> None:
-        self.dismiss(None)
+    def summary(self, data: list[dict[str, Any]]) -> Text:
+        return drain_summary(data)

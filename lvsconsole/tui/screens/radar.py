@@ -6,24 +6,11 @@ the command's JSON, so an attached console shows exactly what ``lvsconsole ctl -
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, ClassVar
+from typing import Any
 
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.binding import BindingType
-from textual.containers import Vertical
-from textual.screen import ModalScreen
-from textual.widgets import DataTable, Label, Static
 
-from lvsconsole.engine.commands import Result
-from lvsconsole.tui import bindings
-
-REFRESH = 1.0
-COLUMNS = ("IF", "VRID", "OURS", "SENDER", "PRIO", "ADVERT", "LAST", "COUNT", "MEAN", "JITTER", "VIPS", "STATE",
-           "NOTES")
-
-Fetch = Callable[[], Awaitable[Result]]
+from lvsconsole.tui.screens.live import Fetch, LiveTableScreen
 
 
 def _state(row: dict[str, Any]) -> Text:
@@ -90,70 +77,27 @@ def alarm_text(data: dict[str, Any]) -> Text:
     return text
 
 
-class RadarScreen(ModalScreen[None]):
-    BINDINGS: ClassVar[list[BindingType]] = list(bindings.CLOSE)
-
-    DEFAULT_CSS = """
-    #radar-dialog {
-        width: 96%;
-        height: 90%;
-        border: thick $primary;
-        background: $surface;
-        padding: 1 2;
-    }
-    #radar-alarms {
-        margin-bottom: 1;
-    }
-    #radar-table {
-        height: 1fr;
-    }
-    #radar-hint {
-        color: $foreground-muted;
-    }
-    """
+class RadarScreen(LiveTableScreen[dict[str, Any]]):
+    ID_PREFIX = "radar"
+    HEADING = "VRRP wire radar: every advert heard, per VRID and sender"
+    SUMMARY_PART = "alarms"
+    COLUMNS = ("IF", "VRID", "OURS", "SENDER", "PRIO", "ADVERT", "LAST", "COUNT", "MEAN", "JITTER", "VIPS", "STATE",
+               "NOTES")
 
     def __init__(self, fetch: Fetch) -> None:
-        super().__init__(classes="dialog")
-        self.fetch = fetch
-        self.data: dict[str, Any] = {}
-        self.error: str | None = None
+        super().__init__(fetch, {})
 
-    def compose(self) -> ComposeResult:
-        with Vertical(id="radar-dialog"):
-            yield Label("VRRP wire radar: every advert heard, per VRID and sender", id="dialog-title")
-            yield Static("…", id="radar-alarms")
-            yield DataTable(id="radar-table", cursor_type="row", zebra_stripes=True)
-            yield Static("refreshed every second · Esc/q closes", id="radar-hint")
+    def parse(self, data: object) -> dict[str, Any] | None:
+        return data if isinstance(data, dict) else None
 
-    async def on_mount(self) -> None:
-        table = self.query_one("#radar-table", DataTable)
-        for label in COLUMNS:
-            table.add_column(label, key=label)
-        await self.reload()
-        self.set_interval(REFRESH, self.reload)
+    def records(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        return list(data.get("senders") or ())
 
-    async def reload(self) -> None:
-        try:
-            result = await self.fetch()
-        except Exception as exc:  # the engine went away: say so, keep the screen
-            result = Result(False, f"cannot reach the engine: {exc}")
-        if result.ok and isinstance(result.data, dict):
-            self.data, self.error = result.data, None
-        else:
-            self.error = result.message
-        if self.is_attached:
-            self._draw()
+    def row_key(self, record: dict[str, Any]) -> str:
+        return f"{record['interface']}|{record['family']}|{record['vrid']}|{record['sender']}"
 
-    def _draw(self) -> None:
-        alarms = self.query_one("#radar-alarms", Static)
-        alarms.update(Text(self.error, style="red") if self.error is not None else alarm_text(self.data))
-        table = self.query_one("#radar-table", DataTable)
-        cursor = table.cursor_row
-        table.clear(columns=False)
-        for row in self.data.get("senders") or ():
-            table.add_row(*radar_row(row), key=f"{row['interface']}|{row['family']}|{row['vrid']}|{row['sender']}")
-        if table.row_count:
-            table.move_cursor(row=min(cursor, table.row_count - 1))
+    def cells(self, record: dict[str, Any]) -> list[object]:
+        return radar_row(record)
 
-    def action_close(self) -> None:
-        self.dismiss(None)
+    def summary(self, data: dict[str, Any]) -> Text:
+        return alarm_text(data)
