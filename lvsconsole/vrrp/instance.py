@@ -322,6 +322,8 @@ class InstanceRuntime:
         self.prepare_adverts()
         if self.machine.state is State.BACKUP:
             self._addresses.prepare(self.spec.all_vips, self.spec.address_interface)
+            if self.spec.routes or self.spec.rules:
+                self._routes.prepare(self.spec.routes, self.spec.rules)
             self._garp.prepare_frames(self._targets())
             if self._deadline is not None:
                 self._rehearse(self._deadline)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import socket
@@ -491,6 +492,26 @@ class RouteInstaller:
         self._channel = channel if channel is not None else RtnlChannel()
         # a route's key holds the indexes of its interfaces: a recreated interface makes another request
         self._templates: Templates[_TemplateKey] = Templates()
+
+    def prepare(self, routes: Sequence[VirtualRoute], rules: Sequence[VirtualRule]) -> None:
+        """Open the netlink socket and encode the add and delete requests now (~150 us each with pyroute2), so
+        that a takeover pays only for sending them. An interface that does not exist yet is skipped: its
+        request is encoded when it is sent."""
+        if self.dry_run:
+            return
+        with contextlib.suppress(OSError):
+            self._channel.open()
+        commands: tuple[Command, ...] = ("add", "del")
+        for command in commands:
+            for route in routes:
+                try:
+                    indexes = {dev: socket.if_nametoindex(dev) for dev in route.devices}
+                except OSError:
+                    continue
+                self._templates.get((command, route, tuple(indexes.values())),
+                                    functools.partial(encode_route, command, route, indexes))
+            for rule in rules:
+                self._templates.get((command, rule, ()), functools.partial(encode_rule, command, rule))
 
     def add(self, routes: Sequence[VirtualRoute], rules: Sequence[VirtualRule], instance: str) -> int:
         """Routes, then rules (keepalived's order); returns how many are now in place."""

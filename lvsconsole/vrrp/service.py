@@ -42,6 +42,7 @@ from lvsconsole.vrrp.packet import Advert, IPAddress
 from lvsconsole.vrrp.params import InstanceSpec, instance_spec, interface_source, sync_group_of
 from lvsconsole.vrrp.radar import AlarmRaised, Expected, Radar, RadarChange, RadarKey, RadarReport
 from lvsconsole.vrrp.routes import RouteInstaller
+from lvsconsole.vrrp.rtnl import RtnlChannel
 from lvsconsole.vrrp.statics import StaticInstaller, static_set
 from lvsconsole.vrrp.syncgroup import SyncGroup
 from lvsconsole.vrrp.tracking import FileWatcher, InstanceTracking, LinkMonitor, ScriptRunner
@@ -143,8 +144,9 @@ class VrrpService:
         self._listeners: list[Callable[[VrrpEvent], None]] = []
         self._queues: list[asyncio.Queue[VrrpEvent | None]] = []
         self._pool: TransportPool | None = None
-        self._addresses = AddressManager(dry_run=dry_run)
-        self._routes = RouteInstaller(dry_run=dry_run)
+        rtnl = RtnlChannel()  # one request socket for the addresses, routes and rules of every instance
+        self._addresses = AddressManager(dry_run=dry_run, channel=rtnl)
+        self._routes = RouteInstaller(dry_run=dry_run, channel=rtnl)
         self._vmacs = VmacManager(dry_run=dry_run)
         self._garp = GratuitousSender(dry_run=dry_run)
         self._links = LinkMonitor(self._on_link)

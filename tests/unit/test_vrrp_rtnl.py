@@ -6,12 +6,13 @@ The channel tests talk to the kernel with RTM_GETLINK requests only (no privileg
 from __future__ import annotations
 
 import errno
+import socket
 import struct
 from ipaddress import ip_interface, ip_network
 
 from lvsconsole.config.model import VirtualAddress
 from lvsconsole.vrrp.addresses import encode_request
-from lvsconsole.vrrp.routes import encode_route, parse_route
+from lvsconsole.vrrp.routes import RouteInstaller, encode_route, parse_route, parse_rule
 from lvsconsole.vrrp.rtnl import (
     NLM_F_ACK,
     NLM_F_CREATE,
@@ -119,3 +120,30 @@ def test_templates_are_bounded() -> None:
         templates.get(key, lambda: b"x")
         assert len(templates) <= 3
     assert len(templates) >= 1
+
+
+def test_route_installer_prepare_encodes_every_request_a_takeover_and_a_release_send() -> None:
+    channel = RtnlChannel()
+    installer = RouteInstaller(channel=channel)
+    routes = [parse_route(["10.20.0.0/16", "via", "10.0.0.254", "dev", "lo"]),
+              parse_route(["10.30.0.0/16", "dev", "no-such-interface-9"])]
+    rules = [parse_rule(["from", "10.0.0.1", "table", "100"])]
+    try:
+        installer.prepare(routes, rules)
+        # add and del of the route on lo and of the rule; the route on a missing interface is left for later
+        assert len(installer._templates) == 4
+        assert channel._sock is not None  # opened ahead of the takeover too
+        encoded: list[str] = []
+
+        def encode() -> bytes:
+            encoded.append("again")
+            return b""
+
+        installer._templates.get(("add", routes[0], (socket.if_nametoindex("lo"),)), encode)
+        installer._templates.get(("del", rules[0], ()), encode)
+        assert encoded == []  # both already there: the takeover sends them as they are
+    finally:
+        channel.close()
+    dry = RouteInstaller(dry_run=True)
+    dry.prepare(routes, rules)
+    assert len(dry._templates) == 0
