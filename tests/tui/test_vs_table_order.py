@@ -161,3 +161,22 @@ def test_thousands_of_rows_only_the_rows_on_screen_are_drawn_and_the_keys_move_t
             assert len(table._lines) <= 3 * on_screen
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_a_filter_typed_while_a_tick_refreshes_the_rows_on_screen_cuts_the_refresh_short() -> None:
+    async def main() -> None:
+        servers = many_servers(40, 4)
+        app = LvsConsoleApp(StubLink(virtual_servers=servers), tick=3600)
+        async with app.run_test(size=SIZE) as pilot:
+            table = app.vs_table
+            await wait_until(lambda: table.row_count == 200, what="the table to fill")
+            await pilot.pause()
+            assert table.snapshot is not None
+            steps = table.update_steps(table.snapshot)
+            next(steps)  # the rows on screen are refreshed band by band from here
+            table.set_filter(str(servers[0].address))  # a key between two bands: 5 rows left
+            assert table.row_count == 5
+            assert list(steps) != []  # the remaining bands run over the 5 rows, without an IndexError
+            assert [ref.vs for ref in table.visible_refs()] == [servers[0].key] * 5
+
+    asyncio.run(asyncio.wait_for(main(), 60))

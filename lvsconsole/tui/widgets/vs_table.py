@@ -546,8 +546,9 @@ class VsTable(ScrollView, can_focus=True):
 
     def _visible_range(self) -> tuple[int, int]:
         top = int(self.scroll_y)
-        height = self.size.height - 1 if self.size.height > 1 else 100  # not laid out yet: a screenful or two
-        return max(0, top), min(len(self._order), top + height)
+        lines = self.scrollable_content_region.height  # the header's line and the rows under it
+        rows = lines - 1 if lines > 1 else 100  # not laid out yet: a screenful or two
+        return max(0, top), min(len(self._order), top + rows)
 
     def _syncing(self, repaint: bool) -> Iterator[float]:
         """The rows on screen brought up to date, ``SYNC_BAND`` at a time with the loop running between bands:
@@ -557,7 +558,8 @@ class VsTable(ScrollView, can_focus=True):
             return
         start, end = self._visible_range()
         for band in range(start, end, SYNC_BAND):
-            for index in range(band, min(end, band + SYNC_BAND)):
+            # a key between two bands may have filtered the rows: the range is re-read against them
+            for index in range(band, min(end, band + SYNC_BAND, len(self._order))):
                 if self._fresh(self._order[index])[1] and not repaint:
                     self.refresh_lines(index + 1)
             yield 0.0
