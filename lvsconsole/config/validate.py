@@ -27,6 +27,7 @@ from lvsconsole.scripts.vet import (
     unsafe_component,
     vet,
 )
+from lvsconsole.vrrp.static_track import track_groups
 from lvsconsole.vrrp.trackprocess import parse_track_process
 
 
@@ -291,11 +292,17 @@ class Validator:
                           "as keepalived does; give one", where)
 
     def static_track_groups(self) -> None:
-        """track_group on a static address, route or rule. keepalived (vrrp_static_track.c) makes the instances of
-        that top-level track_group follow the interface of the entry, FAULT while it is down; lvsconsole does not
-        follow it: said at the entry, and a group that does not exist in keepalived's words."""
+        """track_group on a static address, route or rule: the instances of that top-level track_group follow the
+        interface of the entry, FAULT while it is down (vrrp/static_track.py). A group or a member instance that
+        does not exist, and an entry also marked no_track, are reported in keepalived's words."""
         c = self.config
-        groups = {words[0] for key, words in c.extra if key == "track_group" and words}
+        groups = track_groups(c)
+        instances = {inst.name for inst in c.instances}
+        for group, members in groups.items():
+            for member in members:
+                if member not in instances:  # top-level blocks kept verbatim carry no place: the names say where
+                    self.warn(f"Virtual router {member} specified in track group {group} doesn't exist - ignoring",
+                              None)
         entries: list[tuple[str, str, bool, Location | None]] = []
         for address in c.static_ipaddress:
             options = list(address.options)
@@ -312,9 +319,6 @@ class Validator:
                 self.warn(f"{what}: track_group {group} not found", where)
             elif no_track:
                 self.warn(f"{what}: has both track_group and no_track set - not tracking (as keepalived)", where)
-            else:
-                self.warn(f"{what}: track_group {group} is not supported by lvsconsole: the instances of {group} do "
-                          "not follow this entry's interface (keepalived puts them in FAULT while it is down)", where)
 
     def bfd_tracking(self) -> None:
         """A track_bfd entry naming no bfd_instance: keepalived (vrrp_track.c alloc_track_bfd) reports it and

@@ -34,6 +34,7 @@ from lvsconsole.vrrp.routes import (
     preference_counters,
     route_tables,
 )
+from lvsconsole.vrrp.static_track import static_tracked_interfaces
 from lvsconsole.vrrp.trackprocess import process_specs, track_process_refs
 from lvsconsole.vrrp.vmac import VmacSpec, address_vmacs, vmac_spec
 
@@ -354,6 +355,9 @@ def instance_spec(config: m.Config, inst: m.VrrpInstance) -> InstanceSpec:
     for vip in (*vips, *inst.virtual_ipaddress_excluded):
         if vip.dev and vip.dev != interface and all(t.name != vip.dev for t in tracks):
             tracks.append(TrackSpec("interface", vip.dev))
+    for dev in static_tracked_interfaces(config).get(inst.name, ()):  # track_group on static entries
+        if all(not (t.kind == "interface" and t.name == dev) for t in tracks):
+            tracks.append(TrackSpec("interface", dev))
     group_weights = group is not None and extra_args(group.extra, "sync_group_tracking_weight") is not None
     configured = track_specs(config, inst.track_interface, inst.track_script, inst.track_file,
                              force_zero=group is not None and not group_weights)

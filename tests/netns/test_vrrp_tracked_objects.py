@@ -78,3 +78,31 @@ def test_deleted_objects_are_put_back_the_keepalived_way(pair: DirectorPair) -> 
     ours.stop()
     assert not a.has_address(STATIC, "eth0") and not has_route(a, "10.50.0.0/16") and not has_rule(a)
     assert not a.has_address(VIP, "eth0")
+
+
+def test_a_static_address_in_a_track_group_makes_the_group_follow_its_interface(pair: DirectorPair) -> None:
+    # keepalived's track_group on a static entry: the group's instances track the entry's interface (weight 0)
+    a = pair.a
+    pair.lab.veth(a, "trk0", "trk1")
+    conf = render_config([InstanceConf(priority=150, version=3, advert_int=0.1)], router_id="a") + """
+track_group TG1 {
+    group {
+        VI_1
+    }
+}
+static_ipaddress {
+    10.9.6.1/24 dev trk0 track_group TG1
+}
+"""
+    ours = start_lvsconsole(a, conf, pair.workdir, "a")
+    mark = ours.wait_log("Entering MASTER STATE", 10)
+    wait_for(lambda: a.has_address(VIP, "eth0") and a.has_address("10.9.6.1", "trk0"), 2,
+             what="the VIP and the static address")
+    a.set_link("trk1", False)  # trk0 loses its carrier
+    mark = ours.wait_log("Entering FAULT STATE", 3, after=mark)
+    wait_for(lambda: not a.has_address(VIP, "eth0"), 2, what="the VIP dropped in FAULT")
+    assert ours.instance_stats()["state"] == "FAULT"
+    a.set_link("trk1", True)
+    ours.wait_log("Entering MASTER STATE", 5, after=mark)
+    wait_for(lambda: a.has_address(VIP, "eth0"), 2, what="the VIP back with the mastership")
+    ours.stop()
