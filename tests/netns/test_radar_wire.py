@@ -71,7 +71,12 @@ def test_the_radar_sees_a_rogue_second_master(lab: Lab, pair: Pair) -> None:
     async def go() -> None:
         async with await ControlClient.connect(str(sock), timeout=10.0) as client:
             events = await client.subscribe(types=["RadarAlarm", "RadarCleared"], replay=50)
+            # On a loaded machine keepalived b may start after our Master_Down_Interval: we are MASTER alone for a
+            # moment and b's arrival is a (short, legitimate) dual master of its own. The rogue's alarm is the one
+            # that names c.
             alarm = await next_event(events, RadarAlarm, ALARM_WITHIN)
+            while isinstance(alarm, RadarAlarm) and C4 not in alarm.senders:
+                alarm = await next_event(events, RadarAlarm, ALARM_WITHIN)
             assert isinstance(alarm, RadarAlarm)
             assert (alarm.interface, alarm.vrid, alarm.instance) == ("eth0", 51, "VI_1")
             assert dict(zip(alarm.senders, alarm.priorities, strict=True)) == {C4: 150, B4: 100}
