@@ -404,8 +404,11 @@ class Radar:
             if alarm is None:
                 self._alarms[key] = _Alarm(now, tuple(masters))
                 return [AlarmRaised(key, tuple(masters), self._instance(key))]
+            joined = {src for src, _ in masters} - {src for src, _ in alarm.senders}
             alarm.senders = tuple(masters)
-            return []
+            # a router that starts advertising into an ongoing dual master is news of its own (a rogue arriving
+            # while a takeover's overlap is still held): announce the alarm again with everyone in it
+            return [AlarmRaised(key, alarm.senders, self._instance(key))] if joined else []
         if alarm is not None:
             del self._alarms[key]
             remaining = self.advertising(key, now)

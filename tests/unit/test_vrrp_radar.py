@@ -119,6 +119,20 @@ def test_dual_master_raises_and_clears() -> None:
     assert KEY not in r.alarms and not view(r, B, t).advertising
 
 
+def test_a_router_joining_an_ongoing_dual_master_is_announced_again() -> None:
+    r = radar()
+    changes = feed(r, A, [0.0, 1.0, 2.0])
+    for t in (2.5, 3.5, 4.5, 5.5):  # B and A both master, half a second apart
+        changes += r.observe_advert(IF, B, advert(priority=50), t)
+        changes += r.observe_advert(IF, A, advert(), t + 0.5)
+    assert [c.senders for c in changes if isinstance(c, AlarmRaised)] == [((A, 100), (B, 50))]
+    joined = r.observe_advert(IF, C, advert(priority=150), 6.2)
+    assert [type(c) for c in joined] == [AlarmRaised]
+    assert isinstance(joined[0], AlarmRaised) and joined[0].senders == ((C, 150), (A, 100), (B, 50))
+    # the members already announced advertising on raise nothing new
+    assert r.observe_advert(IF, B, advert(priority=50), 6.5) == [] and r.observe_advert(IF, A, advert(), 7.0) == []
+
+
 def test_a_preemption_is_no_dual_master_even_with_an_advert_in_flight() -> None:
     r = radar()
     changes = feed(r, A, [0.0, 1.0, 2.0])
