@@ -21,8 +21,9 @@ Order: ipvsadm sorts (unless ``--nosort``) with libipvs's ``ipvs_cmp_services`` 
 protocol, address, port) and ``ipvs_cmp_dests`` (address, port) through glibc ``qsort``, which is a
 merge sort. The comparators return an ``int`` *difference* of unsigned 32-bit values, so values more
 than 2^31 apart compare backwards (192.168.0.1 lists before 10.0.0.1). With ``quirks=True`` (default)
-this is reproduced exactly, by the same comparator and the same merge; ``sort=False`` keeps the table's
-own order (insertion order, i.e. keepalived's config order - not the kernel's hash order).
+this is reproduced exactly, by the same comparator and the same merge; ``sort=False`` keeps the order the
+table was read in (the kernel's: services by hash bucket, dests newest first; the memory backend gives the
+same dest order, and its services in insertion order, i.e. keepalived's config order).
 
 A second ipvsadm 1.31 quirk, also reproduced when ``quirks=True``: libipvs parses a dest's 64-bit stats
 attribute with its 32-bit parser, so ``--stats``/``--rate`` print a dest's connection, packet and rate

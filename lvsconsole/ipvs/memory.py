@@ -6,8 +6,10 @@ defaults filled in, ``set_timeouts`` treating 0 as "unchanged". Counters are wha
 sets (``set_service_stats`` / ``set_dest_stats``); they vanish with their entry, like in the kernel. The
 connection table is likewise what the test or demo gives (``set_connections``).
 
-Not modelled: the order the kernel *dumps* entries in (hash-bucket order for services, reverse insertion
-for dests). ``read_table`` returns insertion order; ipvsadm sorts anyway.
+``read_table`` lists a service's dests in the kernel's order, newest first (``__ip_vs_update_dest`` adds a new
+or re-added dest at the head of ``svc->destinations``; an edited one keeps its place): that order decides the
+schedulers' ties and the ``sh``/``dh`` bucket tables, so a dry-run ``trace`` picks what the kernel would. Not
+modelled: the hash-bucket order the kernel dumps *services* in (insertion order here; ipvsadm sorts anyway).
 """
 
 from __future__ import annotations
@@ -92,7 +94,8 @@ class MemoryBackend:
     async def read_table(self) -> Table:
         if self._view is None:
             entries = {
-                key: ServiceEntry(replace(e.service, flags=e.service.flags | SvcFlags.HASHED), e.dests)
+                key: ServiceEntry(replace(e.service, flags=e.service.flags | SvcFlags.HASHED),
+                                  MappingProxyType(dict(reversed(list(e.dests.items())))))
                 for key, e in self._table.items()
             }
             self._view = Table._wrap(entries)

@@ -20,6 +20,7 @@ import pytest
 
 from lvsconsole.ipvs.cli import list_text
 from lvsconsole.ipvs.kernel import KernelBackend
+from lvsconsole.ipvs.memory import MemoryBackend
 from lvsconsole.ipvs.reconcile import AddDest, AddService, DeleteDest, EditDest, plan
 from lvsconsole.ipvs.sync import IpvsSync, SyncEvent
 from lvsconsole.ipvs.table import (
@@ -272,6 +273,25 @@ def test_drift_from_outside_is_repaired(kernel_backend: KernelBackend, ipvsadm: 
     asyncio.run(scenario())
     assert ipvsadm("-Ln").count("\n") == 4
     assert sum(e.kind == "drift" for e in events) >= 3
+
+
+def test_the_kernel_dumps_dests_newest_first_as_the_memory_backend_reads_them(kernel_backend: KernelBackend) -> None:
+    # the order decides the schedulers' ties and the sh/dh buckets of a trace: a dry run must see the kernel's
+    key = ServiceKey.inet("tcp", "10.82.0.1", 80)
+    d1, d2, d3 = Dest.of("10.83.0.1", 80), Dest.of("10.83.0.2", 80), Dest.of("10.83.0.3", 80)
+    batches: list[list[Any]] = [[AddService(Service(key, "sh")), AddDest(key, d1), AddDest(key, d2), AddDest(key, d3)],
+                                [EditDest(key, replace(d1, weight=5)), DeleteDest(key, d2.key), AddDest(key, d2)]]
+
+    async def orders(backend: Any) -> list[list[str]]:
+        out = []
+        for ops in batches:
+            await backend.apply(ops)
+            out.append([str(k.address) for k in (await backend.read_table())[key].dests])
+        return out
+
+    kernel = asyncio.run(orders(kernel_backend))
+    assert kernel == [["10.83.0.3", "10.83.0.2", "10.83.0.1"], ["10.83.0.2", "10.83.0.3", "10.83.0.1"]]
+    assert asyncio.run(orders(MemoryBackend())) == kernel
 
 
 def test_errors_carry_errno_and_op(kernel_backend: KernelBackend, ipvsadm: Callable[..., str]) -> None:

@@ -209,3 +209,20 @@ def test_large_table_single_edit_is_cheap() -> None:
         assert plan(changed, await be.read_table()) == []
 
     run(scenario())
+
+
+def test_dests_are_read_newest_first_as_the_kernel_dumps_them() -> None:
+    # the kernel adds a new (or re-added) dest at the head of svc->destinations and keeps an edited one in place;
+    # the schedulers' ties and the sh/dh buckets follow that order, so a dry-run trace must see it too
+    rs3 = Dest.of("10.0.1.3", 80)
+
+    async def scenario() -> list[str]:
+        be = MemoryBackend()
+        await be.apply([AddService(Service(WEB, "wlc")), AddDest(WEB, RS1), AddDest(WEB, RS2), AddDest(WEB, rs3)])
+        assert [str(k.address) for k in (await be.read_table())[WEB].dests] == ["10.0.1.3", "10.0.1.2", "10.0.1.1"]
+        await be.apply([EditDest(WEB, replace(RS1, weight=5)), DeleteDest(WEB, RS2.key), AddDest(WEB, RS2)])
+        entry = (await be.read_table())[WEB]
+        assert entry.dests[RS1.key].weight == 5
+        return [str(k.address) for k in entry.dests]
+
+    assert run(scenario()) == ["10.0.1.2", "10.0.1.3", "10.0.1.1"]
