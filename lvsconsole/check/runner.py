@@ -250,6 +250,17 @@ class CheckRunner:
         self._parked: list[_Group] = []
         """Groups taken off the schedule because every ref they feed is paused."""
 
+    @property
+    def max_concurrency(self) -> int:
+        return self._max_concurrency
+
+    @max_concurrency.setter
+    def max_concurrency(self, value: int) -> None:
+        """A new bound takes effect at the next dispatch (checks in flight above it finish as they are)."""
+        if value < 1:
+            raise ValueError("max_concurrency must be >= 1")
+        self._max_concurrency = value
+
     # ---- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:

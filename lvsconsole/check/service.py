@@ -263,6 +263,8 @@ class CheckService:
         )
         self._apply = apply_actions
         self._run_notifies = run_notifies
+        self._auto_concurrency = max_concurrency is None
+        """The bound follows the open-file limit (which a reload may raise: engine/fdlimit.py)."""
         self._subscribers: set[EventSubscription] = set()
         self._record_listeners: list[Callable[[CheckRecord], None]] = []
         self._stall_listeners: list[Callable[[StallNotice[CheckerRef]], None]] = []
@@ -340,6 +342,8 @@ class CheckService:
         service (and :meth:`CheckPolicy.adopt` carries the state over)."""
         if not self._running:
             return False
+        if self._auto_concurrency:
+            self.runner.max_concurrency = default_concurrency()
         touched = touched_virtual_servers(plan, self.config, config)
         if touched is None:
             return False

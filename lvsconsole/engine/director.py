@@ -67,6 +67,7 @@ from lvsconsole.engine.events import (
     TableChanged,
     VrrpTransition,
 )
+from lvsconsole.engine.fdlimit import fds_needed, raise_open_file_limit
 from lvsconsole.engine.guard import floor_keep
 from lvsconsole.engine.keys import configured_servers, rs_id, rs_key
 from lvsconsole.engine.layout import Layout, VirtualServerLayout, build_layout, table_weights
@@ -206,6 +207,16 @@ class Director:
         service.suspend_virtual_servers(HaSuspend.from_config(config).suspended(self._masters))
         return service
 
+    def _fit_open_file_limit(self, config: m.Config) -> None:
+        """Raise the open-file limit to what ``config`` needs, as keepalived does (engine/fdlimit.py)."""
+        change = raise_open_file_limit(fds_needed(config))
+        if change is None:
+            return
+        if change.complete:
+            self.bus.publish(LogLine(message=change.message, source="engine"))
+        else:
+            self.bus.publish(EngineWarning(message=change.message, code="open-file-limit"))
+
     def _apply_ha_suspend(self) -> None:
         """ha_suspend: checks of a virtual server run only while an instance owning its address is MASTER."""
         if self.checks is not None:
@@ -216,6 +227,7 @@ class Director:
     async def start(self) -> None:
         cfg = self.config
         self.ipvs = IpvsSync.from_globals(self.backend, cfg.global_defs, on_event=self._on_ipvs_event)
+        self._fit_open_file_limit(cfg)
         if self.run_checks:
             self.checks = self._check_service(cfg)
             await self.checks.start()
@@ -823,6 +835,7 @@ class Director:
                 await self.vrrp.reload(config)
                 for inst in removed:  # keepalived: FAULT (DELETED with notify_deleted) for a deleted instance
                     self.notifier.notify_removed(inst, priorities.get(inst.name, inst.priority))
+            self._fit_open_file_limit(config)
             if self.checks is not None and _checks_changed(plan) and self.checks.reload(config, plan):
                 # In place: only the virtual servers the plan touches are rebuilt, the other checks run on.
                 self.check_recorder.retain(self.checks.setup.checkers.keys())  # the refs, without building them

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+import pytest
 from _checkutil import free_port, run
 
 from lvsconsole.check.policy import Action, CheckerRef, DestWeight, QuorumLost, RsRef
@@ -247,5 +248,28 @@ def test_a_global_checker_setting_asks_for_a_whole_new_service() -> None:
             new = config("global_defs {\n    checker_log_all_failures\n}\n" + virtual_server("10.9.9.1", servers))
             assert not reload(service, new)
             assert service.config is old
+
+    run(scenario(), 20)
+
+
+def test_a_reload_takes_the_concurrency_bound_from_the_open_file_limit_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the engine raises the limit to what the new config needs before reloading the checks (engine/fdlimit.py)
+    import lvsconsole.check.service as service_module
+
+    async def scenario() -> None:
+        dead = free_port()
+        old = config(virtual_server("10.9.9.1", {"10.0.0.1": (1, tcp(dead))}))
+        new = config(virtual_server("10.9.9.1", {"10.0.0.1": (1, tcp(dead)), "10.0.0.2": (1, tcp(dead))}))
+        async with running(old) as (service, _):
+            assert service.runner.max_concurrency == service_module.default_concurrency()
+            monkeypatch.setattr(service_module, "default_concurrency", lambda: 7777)
+            assert reload(service, new)
+            assert service.runner.max_concurrency == 7777
+        fixed = CheckService(old, bootstrap_delay=0.0, run_notifies=False, max_concurrency=5)
+        await fixed.start()
+        try:
+            assert reload(fixed, new) and fixed.runner.max_concurrency == 5  # an explicit bound stays
+        finally:
+            await fixed.stop(shutdown=False)
 
     run(scenario(), 20)
