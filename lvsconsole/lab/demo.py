@@ -324,10 +324,11 @@ class DemoLab:
                       "--bind", "127.0.0.1", "--port", str(PORT)], log=self.workdir / f"{spec.name}.sorry.log",
                      env=env)
             if self.simulated:
+                feed = str(self.workdir / f"{spec.name}.feed")
                 ns.spawn([py, "-m", "lvsconsole.lab.forwarder", "--listen", f"{VIP}:{PORT}", "--socket",
-                          self.socket(spec.name), "--sorry", f"127.0.0.1:{PORT}"],
+                          self.socket(spec.name), "--sorry", f"127.0.0.1:{PORT}", "--feed", feed],
                          log=self.workdir / f"{spec.name}.forwarder.log", env=env)
-                engine = [py, "-m", "lvsconsole.lab.director"]
+                engine = [py, "-m", "lvsconsole.lab.director", "--feed", feed]
             else:
                 engine = [py, "-m", "lvsconsole.cli", "run", "--headless"]
             self._service(spec.name, [*engine, "-f", str(self.conf(spec.name)), "--socket", self.socket(spec.name)],
@@ -365,6 +366,21 @@ class DemoLab:
         if result is None or not result.ok or not isinstance(result.data, list) or not result.data:
             return None
         return str(result.data[0]["state"])
+
+    def counted(self, director: str) -> str | None:
+        """What the director's IPVS table counted of the client's traffic, once it has (kernel or simulated)."""
+        table = self.engine(director, "show vs")
+        conns = self.engine(director, f"show conns client {CLIENT_ADDRESS}")
+        if table is None or conns is None or not table.ok or not conns.ok or not isinstance(table.data, list):
+            return None
+        servers = [rs for vs in table.data for rs in vs.get("real_servers", [])
+                   if rs["traffic"]["conns"] > 0 and rs["traffic"]["inbytes"] > 0]
+        flows = [c for c in conns.data["connections"] if not c["template"]]
+        if not servers or not flows:
+            return None
+        rs = servers[0]
+        return (f"{rs['address']}: {rs['traffic']['conns']} connections, {rs['traffic']['inbytes']} bytes in; "
+                f"show conns lists {len(flows)} flows of the client ({flows[0]['state']} ...)")
 
     def health(self, director: str) -> dict[str, str]:
         """Real-server address → health, as the director's checks see it."""
@@ -566,6 +582,7 @@ class Checker:
         since = time.time()
         self.step("the client gets an answer from a real server through the VIP", self.answered(since), 20,
                   detail=lambda: f"last: {[_client_line(r) for r in lab.client_records()[-3:]]}")
+        self.step(f"{d1}'s table counts the client's connections (show vs, show conns)", lambda: lab.counted(d1), 15)
         mark = lab.log_size(d1)
         self.act(f"lab stop {rs1.name}")
         self.step(f"{d1} logs 'Removing service [{rs1.address}]:tcp:{PORT} from VS {vs_key}'",

@@ -1,7 +1,7 @@
 """A user-space stand-in for kernel IPVS, for the demo on kernels without ip_vs.
 
     python -m lvsconsole.lab.forwarder --listen 10.77.0.100:80 --socket /run/…/director1.sock \\
-        [--sorry 127.0.0.1:80]
+        [--sorry 127.0.0.1:80] [--feed /run/…/director1.feed]
 
 It runs in a director's namespace next to the engine, follows the engine's (memory) IPVS table over the
 control socket (``show vs``: the weight each real server holds now, the persistence timeout) and proxies
@@ -9,6 +9,9 @@ TCP connections to the VIP the way the table says: weighted round-robin among re
 client persistence, the sorry server when none is left. It listens with IP_FREEBIND, so it is bound
 before the VIP arrives and only gets traffic while its director holds the VIP, like IPVS. If the engine
 goes away the last table stays, as the kernel's would.
+
+With ``--feed`` it reports the flows it proxies to the engine (lab/flowfeed.py), so the table shows ActiveConn,
+InActConn, rates and ``show conns`` as the kernel's would.
 
 It is a simulation (a proxy, not DR: the real servers see the director's address): the demo says so.
 """
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lvsconsole.engine.control import ControlClient, ControlSocketError
+from lvsconsole.lab.flowfeed import REPORT_INTERVAL, FeedSender, FlowLedger
 
 IP_FREEBIND = 15
 REFRESH = 0.3
@@ -91,12 +95,14 @@ def table_from_show_vs(data: Any, address: str, port: int) -> tuple[list[Dest], 
 
 
 class Forwarder:
-    def __init__(self, listen: str, socket_path: str, sorry: str | None) -> None:
+    def __init__(self, listen: str, socket_path: str, sorry: str | None, feed: str | None = None) -> None:
         self.host, self.port = _endpoint(listen)
         self.socket_path = socket_path
         self.sorry = _endpoint(sorry) if sorry else None
         self.scheduler = Scheduler()
         self.have_table = False
+        self.ledger = FlowLedger(self.host, self.port)
+        self.feed = FeedSender(feed) if feed else None
 
     def log(self, text: str) -> None:
         print(f"{time.strftime('%H:%M:%S')} forwarder: {text}", flush=True)
@@ -112,6 +118,8 @@ class Forwarder:
                 table = table_from_show_vs(result.data, self.host, self.port) if result.ok else None
                 if table is not None:
                     dests, persistence = table
+                    in_table = [(d.host, d.port) for d in dests]
+                    self.ledger.retain([*in_table, self.sorry] if self.sorry else in_table)
                     if self.scheduler.update(dests, persistence) or not self.have_table:
                         shown = ", ".join(f"{d.host}:{d.port} w{d.weight}" for d in self.scheduler.dests) or "none"
                         self.log(f"table: {shown}")
@@ -124,9 +132,17 @@ class Forwarder:
                 client = None
             await asyncio.sleep(REFRESH)  # the refresh rate of a polled table
 
+    async def report(self) -> None:
+        assert self.feed is not None
+        while True:
+            templates = {client: ((d.host, d.port), until) for client, (d, until) in self.scheduler.sticky.items()}
+            self.feed.send(self.ledger.report(time.monotonic(), templates))
+            await asyncio.sleep(REPORT_INTERVAL)
+
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         client_ip = str(peer[0]) if peer else "?"
+        client_port = int(peer[1]) if peer else 0
         dest = self.scheduler.pick(client_ip, time.monotonic())
         target = (dest.host, dest.port) if dest is not None else self.sorry
         if target is None:
@@ -139,9 +155,12 @@ class Forwarder:
             writer.close()
             return
 
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        flow = self.ledger.open(client_ip, client_port, target, time.monotonic())
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, inbound: bool) -> None:
             with contextlib.suppress(OSError):
                 while data := await src.read(65536):
+                    self.ledger.transfer(flow, inbound=inbound, nbytes=len(data), now=time.monotonic())
                     dst.write(data)
                     await dst.drain()
             with contextlib.suppress(OSError):
@@ -149,8 +168,9 @@ class Forwarder:
                     dst.write_eof()
 
         try:
-            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+            await asyncio.gather(pipe(reader, up_writer, True), pipe(up_reader, writer, False))
         finally:
+            self.ledger.close(flow, time.monotonic())
             for w in (writer, up_writer):
                 w.close()
 
@@ -162,7 +182,9 @@ class Forwarder:
         sock.bind((self.host, self.port))
         server = await asyncio.start_server(self.handle, sock=sock)
         self.log(f"listening on {self.host}:{self.port} (simulated IPVS)")
-        async with server:
+        async with server, asyncio.TaskGroup() as tasks:
+            if self.feed is not None:
+                tasks.create_task(self.report())
             await self.follow()
 
 
@@ -171,9 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--listen", required=True, help="VIP:PORT")
     parser.add_argument("--socket", required=True, help="the engine's control socket")
     parser.add_argument("--sorry", default=None, help="HOST:PORT when no real server is in the table")
+    parser.add_argument("--feed", default=None, help="the engine's flow-feed socket (lab.director --feed)")
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(Forwarder(args.listen, args.socket, args.sorry).run())
+        asyncio.run(Forwarder(args.listen, args.socket, args.sorry, args.feed).run())
     return 0
 
 

@@ -26,5 +26,5 @@ def test_demo_check_with_kernel_ipvs_and_real_traffic() -> None:
     assert "IPVS simulated" not in out, out
     for step in ("Removing service [10.77.0.21]:tcp:80", "Adding service [10.77.0.21]:tcp:80", "'Lost quorum'",
                  "'Gained quorum'", "Adding service [10.77.0.22]:tcp:80", "preempts",
-                 "sends gratuitous ARP for 10.77.0.100"):
+                 "sends gratuitous ARP for 10.77.0.100", "table counts the client's connections"):
         assert step in out, f"{step!r} missing:\n{out}"
