@@ -45,29 +45,38 @@ class Dest:
 
 @dataclass
 class Scheduler:
-    """Smooth weighted round-robin with client persistence (a model of wrr + persistence_timeout)."""
+    """Smooth weighted round-robin with client persistence (a model of wrr + persistence_timeout).
+
+    As in the kernel (``ip_vs_check_template``), a client's persistence holds while its dest is in the table,
+    even at weight 0 (drained, "quiescent"), unless ``expire_quiescent_template`` (the sysctl, off by default):
+    a drain diverts new clients, not persistent ones.
+    """
 
     dests: tuple[Dest, ...] = ()
     persistence: float = 0.0
     current: dict[Dest, int] = field(default_factory=dict)
     sticky: dict[str, tuple[Dest, float]] = field(default_factory=dict)
+    in_table: dict[tuple[str, int], Dest] = field(default_factory=dict)
+    expire_quiescent_template: bool = False
 
     def update(self, dests: Sequence[Dest], persistence: float) -> bool:
         new = tuple(d for d in dests if d.weight > 0)
         changed = new != self.dests
         self.dests = new
+        self.in_table = {(d.host, d.port): d for d in dests}
         self.persistence = persistence
         self.current = {d: self.current.get(d, 0) for d in new}
         return changed
 
     def pick(self, client: str, now: float) -> Dest | None:
-        if not self.dests:
-            return None
         if self.persistence:
             held = self.sticky.get(client)
-            if held is not None and held[1] > now and held[0] in self.dests:
-                self.sticky[client] = (held[0], now + self.persistence)
-                return held[0]
+            dest = self.in_table.get((held[0].host, held[0].port)) if held is not None and held[1] > now else None
+            if dest is not None and (dest.weight > 0 or not self.expire_quiescent_template):
+                self.sticky[client] = (dest, now + self.persistence)
+                return dest
+        if not self.dests:
+            return None
         total = sum(d.weight for d in self.dests)
         for d in self.dests:
             self.current[d] += d.weight

@@ -16,7 +16,7 @@ from lvsconsole.ipvs.reconcile import AddDest, AddService
 from lvsconsole.ipvs.table import Dest, DestKey, Service, ServiceKey
 from lvsconsole.lab.flowfeed import FeedSender, FlowLedger, apply_report, receive_feed
 from lvsconsole.lab.forwarder import Dest as ForwarderDest
-from lvsconsole.lab.forwarder import Forwarder
+from lvsconsole.lab.forwarder import Forwarder, Scheduler
 
 VIP, PORT = "10.77.0.100", 80
 RS1, RS2 = ("10.77.0.11", 80), ("10.77.0.12", 80)
@@ -205,3 +205,25 @@ def test_the_forwarder_counts_what_it_proxies(tmp_path: Path) -> None:
     row = report["dests"][0]
     assert (row["conns"], row["inbytes"], row["outbytes"], row["activeconns"], row["inactconns"]) == (1, 4, 12, 0, 1)
     assert [c["state"] for c in report["connections"]] == ["TIME_WAIT"]
+
+
+def test_the_forwarder_keeps_persistent_clients_on_a_drained_dest_as_the_kernel_does() -> None:
+    one, two = ForwarderDest(RS1[0], 80, 3), ForwarderDest(RS2[0], 80, 1)
+    scheduler = Scheduler()
+    scheduler.update([one, two], persistence=50.0)
+    first = scheduler.pick("10.77.0.50", 0.0)
+    assert first is not None
+    other = two if first == one else one
+    drained = ForwarderDest(first.host, first.port, 0)
+    scheduler.update([drained, other], persistence=50.0)
+    assert scheduler.pick("10.77.0.50", 1.0) == drained  # quiescent: the template holds
+    assert scheduler.pick("10.77.0.60", 1.0) == other  # a new client goes elsewhere
+    assert scheduler.pick("10.77.0.50", 60.0) == other  # 50 s without a connection: the template expired
+    scheduler.update([other], persistence=50.0)  # a dest removed from the table takes its clients' templates
+    assert scheduler.pick("10.77.0.60", 61.0) == other
+    strict = Scheduler(expire_quiescent_template=True)
+    strict.update([one, two], persistence=50.0)
+    held = strict.pick("10.77.0.50", 0.0)
+    assert held is not None
+    strict.update([ForwarderDest(held.host, held.port, 0), two if held == one else one], persistence=50.0)
+    assert strict.pick("10.77.0.50", 1.0) != ForwarderDest(held.host, held.port, 0)
