@@ -6,7 +6,9 @@ priority 100, with the same password and VIP; c runs a rogue keepalived with VRI
 another password and another VIP. b and c each drop the other's adverts (authentication failure), so both keep
 advertising: a dual master on the wire. Our instance also drops c's adverts, but the radar sees them.
 (keepalived 2.2.7 re-arms its advert timer when it receives an advert, even one it rejects, so b and c end up
-sharing one advert a second between them, in no fixed order: the radar's interleaving test is made for that.)
+sharing one advert a second between them, in no fixed order: the radar's interleaving test is made for that. When
+c happens to take four slots in a row, b is silent past our Master_Down_Interval and our engine takes over until
+b's next advert: then a is one of the dual masters too, rightly, and the test allows it, at priority 50.)
 
 The test talks to our engine over its control socket (what ``lvsconsole ctl`` does): it awaits the RadarAlarm
 event, reads ``show vrrp radar``, then SIGKILLs the rogue (no priority-0 advert: the radar must notice the
@@ -84,14 +86,15 @@ def test_the_radar_sees_a_rogue_second_master(lab: Lab, pair: Pair) -> None:
                 alarm = await next_event(events, RadarAlarm, ALARM_WITHIN)
             assert isinstance(alarm, RadarAlarm)
             assert (alarm.interface, alarm.vrid, alarm.instance) == ("eth0", 51, "VI_1")
-            assert dict(zip(alarm.senders, alarm.priorities, strict=True)) == {C4: 150, B4: 100}
+            named = dict(zip(alarm.senders, alarm.priorities, strict=True))
+            assert {C4: 150, B4: 100}.items() <= named.items() <= {C4: 150, B4: 100, A4: 50}.items(), named
 
             result = await client.request("show vrrp radar", timeout=10.0)
             assert result.ok, result.message
             rows = {row["sender"]: row for row in result.data["senders"] if row["vrid"] == 51}
-            # a is BACKUP: its own adverts are in the report only if it was MASTER for a moment at the start
+            # a's own adverts are there only if it was MASTER for a moment (at the start, or while c starved b)
             assert set(rows) - {A4} == {B4, C4}, result.message
-            assert A4 not in rows or not rows[A4]["advertising"], result.message
+            assert A4 not in rows or (rows[A4]["ours"] and rows[A4]["priority"] == 50), result.message
             legit, bad = rows[B4], rows[C4]
             assert (legit["priority"], legit["mismatches"], legit["collision"]) == (100, [], None)
             # b and c each reset their advert timer on the other's rejected advert: one slot a second between them
