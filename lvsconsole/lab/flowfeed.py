@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import itertools
 import json
@@ -208,14 +209,14 @@ def apply_report(backend: MemoryBackend, report: Mapping[str, Any]) -> bool:
     counted = [(dest, counters) for dest, counters in rows if dest in entry.dests]  # the kernel's go with their dest
     for dest, counters in counted:
         backend.set_dest_stats(service, dest, counters)
-    backend.set_service_stats(service, Counters(*(sum(getattr(c, name) for _, c in counted)
-                                                  for name in _SERVICE_FIELDS)))
+    backend.set_service_stats(service, Counters(**{name: sum(getattr(c, name) for _, c in counted)
+                                                   for name in _SERVICE_FIELDS}))
     backend.set_connections(connections)
     return True
 
 
-_SERVICE_FIELDS = ("conns", "inpkts", "outpkts", "inbytes", "outbytes", "cps", "inpps", "outpps", "inbps", "outbps")
-_DEST_FIELDS = (*_SERVICE_FIELDS, "activeconns", "inactconns", "persistconns")
+_SERVICE_FIELDS = tuple(f.name for f in dataclasses.fields(Counters))
+_DEST_FIELDS = tuple(f.name for f in dataclasses.fields(DestCounters))
 
 
 class FeedSender:
